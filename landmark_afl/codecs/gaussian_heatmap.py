@@ -1,0 +1,112 @@
+"""Gaussian heatmap codec: landmarks (K x 2, NaN = absent) <-> K Gaussian heatmaps.
+
+Coordinates follow the data set convention: x = column, y = row, origin at the centre of the top-left pixel, in
+pixels of the network input. A heatmap pixel ``(u, v)`` at stride ``s`` covers the input pixel centre
+``x = (u + 0.5) * s - 0.5``, so stride 1 (the default: smp FPN upsamples back to the input size) is the identity.
+
+Decoding is the argmax followed by a sub-pixel refinement: a parabola through the logarithm of the peak and its two
+neighbours along each axis, ``dx = 0.5 * (ln L - ln R) / (ln L - 2 ln C + ln R)``. The logarithm of a Gaussian is a
+parabola, so the refinement is exact for a noise-free Gaussian (errors ~1e-4 px in float32) and close to DARK
+(Zhang et al., CVPR 2020) on predictions; it is skipped on the border and where the curvature is not a maximum.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+class GaussianHeatmapCodec:
+    """Encode landmarks as unnormalised Gaussians (peak 1) and decode heatmaps back to landmarks.
+
+    Args:
+        input_size: (H, W) of the network input in pixels.
+        sigma: standard deviation of the target Gaussian, in heatmap pixels. Default 3.0: at a 256 px input of a
+            ~60 mm wide hand this is about 0.7 mm; wide enough for a from-scratch FPN to find its peaks early.
+        stride: input pixels per heatmap pixel (1 for full-resolution outputs).
+
+    Example:
+        >>> codec = GaussianHeatmapCodec((64, 64), sigma=2.0)
+        >>> maps = codec.encode(torch.tensor([[[10.3, 20.7], [float("nan"), float("nan")]]]))
+        >>> xy, peak = codec.decode(maps)
+        >>> bool(torch.allclose(xy[0, 0], torch.tensor([10.3, 20.7]), atol=1e-2)), float(peak[0, 1])
+        (True, 0.0)
+    """
+
+    def __init__(self, input_size: tuple[int, int], sigma: float = 3.0, stride: int = 1) -> None:
+        if sigma <= 0:
+            raise ValueError(f"sigma must be > 0 heatmap pixels, got {sigma}")
+        if stride < 1 or input_size[0] % stride or input_size[1] % stride:
+            raise ValueError(f"stride {stride} must be >= 1 and divide the input size {tuple(input_size)}")
+        self.input_size = (int(input_size[0]), int(input_size[1]))
+        self.sigma = float(sigma)
+        self.stride = int(stride)
+        self.heatmap_size = (self.input_size[0] // stride, self.input_size[1] // stride)
+
+    def config(self) -> dict:
+        """The parameters that rebuild this codec (saved in checkpoints)."""
+        return {"input_size": list(self.input_size), "sigma": self.sigma, "stride": self.stride}
+
+    def encode(self, landmarks: torch.Tensor | np.ndarray) -> torch.Tensor:
+        """Landmarks [..., K, 2] in input pixels (NaN = absent) -> heatmaps [..., K, H, W] with peak 1.
+
+        An absent landmark gives an all-zero map; a landmark outside the input gives the part of its Gaussian that
+        falls inside (all zeros when it is far outside).
+        """
+        pts = torch.as_tensor(landmarks, dtype=torch.float32)
+        if pts.shape[-1] != 2:
+            raise ValueError(f"landmarks must have shape [..., K, 2], got {tuple(pts.shape)}")
+        h, w = self.heatmap_size
+        uv = (pts + 0.5) / self.stride - 0.5
+        present = torch.isfinite(uv).all(-1)
+        uv = torch.where(present[..., None], uv, torch.zeros_like(uv))
+        xs = torch.arange(w, dtype=torch.float32, device=pts.device)
+        ys = torch.arange(h, dtype=torch.float32, device=pts.device)
+        gx = torch.exp(-((xs - uv[..., 0:1]) ** 2) / (2 * self.sigma**2))  # [..., K, W]
+        gy = torch.exp(-((ys - uv[..., 1:2]) ** 2) / (2 * self.sigma**2))  # [..., K, H]
+        maps = gy[..., :, None] * gx[..., None, :]
+        return maps * present[..., None, None].to(maps.dtype)
+
+    def decode(self, heatmaps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Heatmaps [B, K, H, W] -> (landmarks [B, K, 2] in input pixels, peak response [B, K]).
+
+        Every map gets a location (the argmax, refined); whether the landmark counts as detected is decided by
+        comparing the peak with a threshold, outside the codec.
+        """
+        if heatmaps.ndim != 4 or tuple(heatmaps.shape[-2:]) != self.heatmap_size:
+            raise ValueError(
+                f"heatmaps must have shape [B, K, {self.heatmap_size[0]}, {self.heatmap_size[1]}], "
+                f"got {tuple(heatmaps.shape)}"
+            )
+        maps = heatmaps.detach().float()
+        b, k, h, w = maps.shape
+        flat = maps.reshape(b, k, h * w)
+        peak, idx = flat.max(-1)
+        row = torch.div(idx, w, rounding_mode="floor")
+        col = idx - row * w
+        dx = _log_parabola_offset(flat, idx, col, w, step=1)
+        dy = _log_parabola_offset(flat, idx, row, h, step=w)
+        u = col.float() + dx
+        v = row.float() + dy
+        xy = torch.stack([u, v], -1)
+        xy = (xy + 0.5) * self.stride - 0.5
+        return xy, peak
+
+    def __repr__(self) -> str:
+        return f"GaussianHeatmapCodec(input_size={self.input_size}, sigma={self.sigma}, stride={self.stride})"
+
+
+def _log_parabola_offset(flat: torch.Tensor, idx: torch.Tensor, pos: torch.Tensor, size: int, step: int) -> torch.Tensor:
+    """Sub-pixel offset along one axis from the log of the argmax value and its two neighbours (0 on the border)."""
+    inside = (pos > 0) & (pos < size - 1)
+    lo = torch.where(inside, idx - step, idx)
+    hi = torch.where(inside, idx + step, idx)
+    eps = 1e-10
+    c = torch.log(flat.gather(-1, idx[..., None]).squeeze(-1).clamp_min(eps))
+    left = torch.log(flat.gather(-1, lo[..., None]).squeeze(-1).clamp_min(eps))
+    right = torch.log(flat.gather(-1, hi[..., None]).squeeze(-1).clamp_min(eps))
+    curvature = left - 2 * c + right
+    ok = inside & (curvature < -1e-12)
+    offset = 0.5 * (left - right) / torch.where(ok, curvature, torch.ones_like(curvature))
+    return torch.where(ok, offset.clamp(-0.5, 0.5), torch.zeros_like(offset))
+

@@ -1,0 +1,122 @@
+"""Torch data set for training and validation: read -> protocol -> letterbox -> augment -> heatmap targets.
+
+The deterministic part (reading, the contrast protocol and the letterbox resize) is cached per image in memory, so
+each image is decoded once per process; only the augmentation and the target encoding run every epoch. The
+augmentation of item ``i`` in epoch ``e`` is seeded by ``(seed, e, i)``, so a resumed run sees the same samples as
+an uninterrupted one, whatever the number of workers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from landmark_afl.codecs import GaussianHeatmapCodec
+from landmark_afl.data.augment import Augmenter
+from landmark_afl.data.letterbox import letterbox, to_input_coords
+
+
+def resolve_spacing(meta: dict, fallback: tuple[float, float] | None) -> tuple[np.ndarray, str]:
+    """(row, col) spacing in mm and its source: the image's own, else the data set's fallback, else NaN."""
+    if meta.get("spacing_mm") is not None:
+        return np.asarray(meta["spacing_mm"], np.float64), str(meta.get("spacing_source"))
+    if fallback is not None:
+        return np.asarray(fallback, np.float64), "dataset.yaml"
+    return np.full(2, np.nan), "none"
+
+
+class PreparedImage:
+    """One image after the deterministic steps: input-sized pixels and what maps results back to the original."""
+
+    __slots__ = ("image", "scale", "spacing", "spacing_source", "shape")
+
+    def __init__(self, image: np.ndarray, scale: np.ndarray, spacing: np.ndarray, spacing_source: str, shape):
+        self.image = image
+        self.scale = scale
+        self.spacing = spacing
+        self.spacing_source = spacing_source
+        self.shape = shape
+
+
+def prepare_image(
+    path, protocol: Callable, input_size: tuple[int, int], fallback_spacing: tuple[float, float] | None = None
+) -> PreparedImage:
+    """read_image -> protocol -> letterbox: the preprocessing shared by training, evaluation and inference."""
+    from landmark_afl.io import read_image
+
+    pixels, meta = read_image(path)
+    processed = protocol(pixels, meta)
+    image, scale = letterbox(processed, input_size)
+    spacing, source = resolve_spacing(meta, fallback_spacing)
+    return PreparedImage(image, scale, spacing, source, tuple(pixels.shape))
+
+
+class LandmarkTrainingSet(Dataset):
+    """Items of a landmark data set as tensors for the FPN.
+
+    Each item is a dict: ``image`` [1, H, W], ``heatmaps`` [K, H, W], ``landmarks`` [K, 2] (input pixels, NaN =
+    absent), ``target_xy`` [K, 2] (original pixels, un-augmented), ``scale`` [2] (sx, sy), ``spacing`` [2] (row,
+    col mm, NaN when unknown), ``index`` and ``image_id``.
+
+    Args:
+        dataset: a loaded ``LandmarkDataset``.
+        images: the image keys of this split.
+        protocol: the contrast protocol (callable on (pixels, meta)).
+        codec: the heatmap codec (its input_size is the network input).
+        augmenter: random augmentation, or None for evaluation.
+        seed: base seed of the augmentation.
+    """
+
+    def __init__(
+        self,
+        dataset,
+        images: Sequence[str],
+        protocol: Callable,
+        codec: GaussianHeatmapCodec,
+        augmenter: Augmenter | None = None,
+        seed: int = 0,
+    ) -> None:
+        self.dataset = dataset
+        self.images = tuple(images)
+        self.protocol = protocol
+        self.codec = codec
+        self.augmenter = augmenter
+        self.seed = int(seed)
+        self.epoch = 0
+        self._cache: dict[int, PreparedImage] = {}
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def prepared(self, index: int) -> PreparedImage:
+        if index not in self._cache:
+            key = self.images[index]
+            self._cache[index] = prepare_image(
+                self.dataset.image_path(key), self.protocol, self.codec.input_size, self.dataset.spacing_mm
+            )
+        return self._cache[index]
+
+    def __getitem__(self, index: int) -> dict:
+        prep = self.prepared(index)
+        target_xy = self.dataset.coords(self.images[index]).astype(np.float64)
+        landmarks = to_input_coords(target_xy, prep.scale)
+        image = prep.image
+        if self.augmenter is not None:
+            seed = int(np.random.SeedSequence([self.seed, self.epoch, index]).generate_state(1)[0])
+            image, landmarks = self.augmenter(image, landmarks, seed)
+        return {
+            "image": torch.from_numpy(np.ascontiguousarray(image))[None],
+            "heatmaps": self.codec.encode(landmarks),
+            "landmarks": torch.from_numpy(landmarks.astype(np.float32)),
+            "target_xy": torch.from_numpy(target_xy.astype(np.float32)),
+            "scale": torch.from_numpy(prep.scale.astype(np.float32)),
+            "spacing": torch.from_numpy(prep.spacing.astype(np.float32)),
+            "index": index,
+            "image_id": self.images[index],
+        }

@@ -1,0 +1,1 @@
+"""The generic trainer, its configuration and checkpoints."""

@@ -1,0 +1,176 @@
+"""DICOM reader: header once with pydicom, pixels with pydicom's codecs, SimpleITK (GDCM) where pydicom has none.
+
+Decoders: pydicom with the pylibjpeg openjpeg and rle plugins (and Pillow for 8-bit JPEG) decodes uncompressed
+(little/big endian, implicit/explicit VR, deflated), RLE, JPEG 2000 and 8-bit JPEG. Without the GPL
+``pylibjpeg-libjpeg`` (extra ``landmark-afl[libjpeg]``) or ``python-gdcm`` it has no codec for JPEG lossless,
+JPEG-LS and 12-bit JPEG extended: those go to :func:`landmark_afl.io.itk.decode_dicom_with_sitk`, which returns
+the same stored values (lossless files decode bit-identical to their uncompressed originals).
+``meta["decoder"]`` says which one decoded the file. Only the first frame is decoded.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from landmark_afl.io import dicom_pixels as px
+from landmark_afl.io.errors import ImageReadError
+from landmark_afl.io.meta import new_meta
+from landmark_afl.io.spacing import dicom_spacing
+
+_COLOUR = ("RGB", "YBR_FULL", "YBR_FULL_422", "YBR_ICT", "YBR_RCT", "YBR_PARTIAL_420", "PALETTE COLOR")
+_NO_CODEC_FIX = (
+    "convert it to an uncompressed or JPEG 2000 DICOM, or install a codec: pip install 'landmark-afl[libjpeg]' "
+    "(GPL pylibjpeg-libjpeg) or python-gdcm"
+)
+
+
+def read_header(path: Path) -> Any:
+    """The full pydicom data set (pixel bytes included, not decoded); files without preamble are accepted."""
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+
+    try:
+        return pydicom.dcmread(path, force=True)
+    except (InvalidDicomError, EOFError, OSError, ValueError, KeyError, TypeError, OverflowError) as err:
+        raise ImageReadError(path, f"not a readable DICOM file ({err})", "check the file is complete DICOM") from err
+
+
+def _transfer_syntax(ds: Any, path: Path) -> Any:
+    from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
+    file_meta = getattr(ds, "file_meta", None)
+    ts = getattr(file_meta, "TransferSyntaxUID", None) if file_meta is not None else None
+    if ts:
+        return UID(ts)
+    # no file meta: pydicom guessed the encoding while reading (only uncompressed data can be read this way)
+    implicit, little = getattr(ds, "original_encoding", (None, None))
+    if implicit is None:
+        return None
+    if implicit:
+        return ImplicitVRLittleEndian
+    return ExplicitVRLittleEndian if little else ExplicitVRBigEndian
+
+
+def _header_meta(ds: Any, meta: dict[str, Any]) -> None:
+    def text(keyword: str) -> str | None:
+        value = ds.get(keyword)
+        return str(value) if value not in (None, "") else None
+
+    meta.update(
+        photometric=text("PhotometricInterpretation"),
+        bits_stored=int(ds.BitsStored) if ds.get("BitsStored") not in (None, "") else None,
+        modality=text("Modality"),
+        sop_instance_uid=text("SOPInstanceUID"),
+        study_instance_uid=text("StudyInstanceUID"),
+        series_instance_uid=text("SeriesInstanceUID"),
+        n_frames=int(ds.get("NumberOfFrames") or 1),
+        frame_used=0,
+    )
+    meta["spacing_mm"], meta["spacing_source"], meta["spacing_note"] = dicom_spacing(ds)
+
+
+def _decode(ds: Any, ts: Any, path: Path, meta: dict[str, Any]) -> tuple[np.ndarray, list[str]]:
+    """First frame as decoded pixels (stored values, or RGB for colour), and the decode steps."""
+    from pydicom.pixels import get_decoder
+
+    try:
+        decoder = get_decoder(ts)
+    except NotImplementedError as err:
+        raise ImageReadError(path, f"unknown transfer syntax {ts}", _NO_CODEC_FIX) from err
+    pydicom_error: Exception | None = None
+    if decoder.is_available:
+        try:
+            arr, _ = decoder.as_array(ds, index=0)
+            meta["decoder"] = "pydicom"
+            return arr, [f"decode (pydicom, {ts.name}, first frame)"]
+        except ValueError as err:
+            text = str(err)
+            if "less than expected" in text or "truncated" in text.lower() or "missing" in text.lower():
+                raise ImageReadError(
+                    path, f"the pixel data is truncated ({text.split(' - ')[0]})", "copy the file again from its source"
+                ) from err
+            pydicom_error = err
+        except (RuntimeError, NotImplementedError, AttributeError) as err:
+            pydicom_error = err
+    if ts.is_compressed and int(ds.get("SamplesPerPixel") or 1) == 1:
+        try:
+            arr, steps = _sitk_decode(ds, path)
+        except ImageReadError as err:
+            reason = f"no installed codec decodes its {ts.name} pixel data"
+            if pydicom_error is not None:
+                reason += f" (pydicom: {_last_line(pydicom_error)}; SimpleITK: {err.reason})"
+            raise ImageReadError(path, reason, _NO_CODEC_FIX) from err
+        meta["decoder"] = "SimpleITK"
+        return arr, steps
+    if pydicom_error is not None:
+        raise ImageReadError(path, f"pydicom cannot decode its pixel data ({_last_line(pydicom_error)})") from (
+            pydicom_error
+        )
+    raise ImageReadError(path, f"no installed codec decodes its {ts.name} pixel data", _NO_CODEC_FIX)
+
+
+def _sitk_decode(ds: Any, path: Path) -> tuple[np.ndarray, list[str]]:
+    from landmark_afl.io.itk import decode_dicom_with_sitk
+
+    return decode_dicom_with_sitk(ds, path)
+
+
+def _last_line(err: BaseException) -> str:
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    return lines[-1] if lines else type(err).__name__
+
+
+def read_dicom(path: Path) -> tuple[np.ndarray, dict[str, Any]]:
+    """Read the first frame of a DICOM file as float32 [H, W], bone bright; see :mod:`dicom_pixels` for the steps.
+
+    Args:
+        path: the file (any name, with or without extension).
+
+    Returns:
+        ``(image, meta)`` with the keys of :data:`landmark_afl.io.meta.META_KEYS`.
+
+    Raises:
+        ImageReadError: not DICOM, no pixel data, truncated pixel data, no codec, a 3D image, ...
+    """
+    ds = read_header(path)
+    meta = new_meta(path, "dicom")
+    file_meta = getattr(ds, "file_meta", None)
+    declared_ts = getattr(file_meta, "TransferSyntaxUID", None) if file_meta is not None else None
+    ts = _transfer_syntax(ds, path)
+    has_pixels = any(k in ds for k in ("PixelData", "FloatPixelData", "DoubleFloatPixelData"))
+    missing = [k for k in ("Rows", "Columns", "BitsAllocated") if ds.get(k) in (None, "")]
+    if not declared_ts and (not has_pixels or missing):
+        lacks = "no pixel data" if not has_pixels else f"no {', '.join(missing)}"
+        raise ImageReadError(
+            path,
+            f"not a DICOM image: no file meta / transfer syntax and {lacks} ({len(ds)} elements could be parsed)",
+            "export the image again as standard DICOM (with file meta)",
+        )
+    if not has_pixels:
+        raise ImageReadError(
+            path, "the file holds no pixel data (a header-only DICOM object)", "export the image, not only its header"
+        )
+    if missing:
+        raise ImageReadError(path, f"the image header lacks {', '.join(missing)}", "re-export the file as an image")
+    meta["transfer_syntax"] = str(ts)
+    _header_meta(ds, meta)
+    photometric = (meta["photometric"] or "MONOCHROME2").strip().upper()
+    arr, steps = _decode(ds, ts, path, meta)
+    if photometric in _COLOUR or (arr.ndim == 3 and arr.shape[-1] == 3):
+        grey, value_range = px.colour_to_grey(arr, ds, photometric, steps)
+        inverted = False
+    else:
+        if arr.ndim != 2:
+            raise ImageReadError(path, f"decoded an array of shape {arr.shape} where a 2D frame was expected")
+        grey, value_range = px.apply_modality(arr, ds, steps)
+        why = px.needs_inversion(ds, photometric)
+        inverted = why is not None
+        if inverted:
+            grey = px.invert(grey, value_range, why, steps)
+    meta["voi_window"], meta["voi_source"] = px.voi_window(ds, value_range, inverted)
+    meta["original_shape"] = (int(ds.Rows), int(ds.Columns))
+    meta["steps"] = steps
+    return np.ascontiguousarray(grey, dtype=np.float32), meta

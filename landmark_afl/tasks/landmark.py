@@ -1,0 +1,120 @@
+"""Landmark detection task: FPN heatmaps, a per-sample base loss, optionally weighted by AFL."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from landmark_afl.afl import AdversarialFocalLoss, AFLConfig, TopologyCritic, topology_features
+from landmark_afl.codecs import GaussianHeatmapCodec
+from landmark_afl.data.letterbox import to_image_coords
+from landmark_afl.evaluation import landmark_outcomes, summarize_outcomes
+from landmark_afl.losses import HeatmapLoss
+from landmark_afl.tasks.base import TrainTask
+
+
+class LandmarkTask(TrainTask):
+    """Heatmap landmark detection with or without Adversarial Focal Loss.
+
+    Args:
+        model: maps images [B, 1, H, W] to raw outputs [B, K, H, W].
+        codec: the heatmap codec of the targets (and of decoding).
+        loss: the per-sample base loss.
+        afl: AFL settings, or None for the plain (baseline) loss ``mean_b L[b]``.
+        detect_threshold: peak response at or above which a landmark counts as detected (validation).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        codec: GaussianHeatmapCodec,
+        loss: HeatmapLoss,
+        afl: AFLConfig | None = None,
+        detect_threshold: float = 0.5,
+    ) -> None:
+        super().__init__()
+        self.model = model
+        self.codec = codec
+        self.loss = loss
+        self.detect_threshold = float(detect_threshold)
+        self.afl = None
+        if afl is not None:
+            threshold = afl.threshold
+            self.afl = AdversarialFocalLoss(TopologyCritic(), lambda maps: topology_features(maps, threshold), afl)
+
+    def optimizer_parameters(self):
+        return self.model.parameters()
+
+    def heatmaps(self, images: torch.Tensor) -> torch.Tensor:
+        """Activated heatmaps [B, K, H, W] on the target scale (peak 1 for a confident landmark)."""
+        return self.loss.activate(self.model(images))
+
+    def forward(self, batch: dict) -> dict:
+        raw = self.model(batch["image"])
+        target = batch["heatmaps"]
+        per_sample = self.loss(raw, target)
+        out = {"base_loss": per_sample.mean().detach(), "per_sample_loss": per_sample.detach()}
+        if self.afl is None:
+            out["loss"] = per_sample.mean()
+            return out
+        afl_out = self.afl(self.loss.activate(raw.detach()), target, per_sample)
+        out.update(afl_out)
+        out["score_mean"] = afl_out["scores"].mean()
+        return out
+
+    @torch.no_grad()
+    def predict(self, batch: dict) -> tuple[np.ndarray, np.ndarray]:
+        """Decoded landmarks [B, K, 2] in original image pixels and peak responses [B, K]."""
+        xy, peaks = self.codec.decode(self.heatmaps(batch["image"]))
+        scale = batch["scale"].cpu().numpy()[:, None, :]
+        return to_image_coords(xy.cpu().numpy(), scale), peaks.cpu().numpy()
+
+    @torch.no_grad()
+    def validate(self, loader) -> dict:
+        """Validation loss, false negatives / present, false positives, MRE and SDR over the loader."""
+        was_training = self.training
+        self.eval()
+        device = next(self.model.parameters()).device
+        losses, preds, peaks, gts, spacings = [], [], [], [], []
+        for batch in loader:
+            batch = self.batch_to(batch, device)
+            losses.append(self.loss(self.model(batch["image"]), batch["heatmaps"]).cpu())
+            xy, peak = self.predict(batch)
+            preds.append(xy)
+            peaks.append(peak)
+            gts.append(batch["target_xy"].cpu().numpy())
+            spacings.append(batch["spacing"].cpu().numpy())
+        self.train(was_training)
+        outcomes = landmark_outcomes(
+            np.concatenate(preds), np.concatenate(peaks), np.concatenate(gts), self.detect_threshold,
+            np.concatenate(spacings),
+        )
+        summary = summarize_outcomes(outcomes)
+        metrics = {
+            "val_loss": float(torch.cat(losses).mean()),
+            "val_present": summary["present"],
+            "val_false_negatives": summary["false_negatives"],
+            "val_false_positives": summary["false_positives"],
+            "val_mre_mm": summary["mre_mm"],
+            "val_mre_px": summary["mre_px"],
+        }
+        metrics.update({f"val_sdr_{r}mm": v for r, v in summary["sdr"].items()})
+        return metrics
+
+    def selection_key(self, metrics: dict) -> tuple:
+        """Fewest validation false negatives, then lowest MRE (mm, else px), then lowest loss."""
+        mre = metrics.get("val_mre_mm")
+        if mre is None or not np.isfinite(mre):
+            mre = metrics.get("val_mre_px")
+        mre = float("inf") if mre is None or not np.isfinite(mre) else mre
+        return (metrics["val_false_negatives"], mre, metrics["val_loss"])
+
+    def extra_state(self) -> dict:
+        return self.afl.extra_state() if self.afl is not None else {}
+
+    def load_extra_state(self, state: dict) -> None:
+        if self.afl is not None:
+            self.afl.load_extra_state(state)
+        elif state:
+            raise ValueError("checkpoint holds AFL critic state but this run has AFL turned off (--no-afl)")
