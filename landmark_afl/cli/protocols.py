@@ -102,7 +102,7 @@ def cmd_preview(args: argparse.Namespace) -> int:
     window = meta.get("voi_window")
     title = (
         f"{image_path.name}   {w} x {h}   {meta.get('format')}"
-        + (f"   {meta.get('photometric')}" if meta.get("photometric") else "")
+        + (f"   {meta.get('photometric')}" if meta.get("format") == "dicom" and meta.get("photometric") else "")
         + (f"   VOI window c={window[0]:g} w={window[1]:g}" if window else "   no VOI window")
     )
     save_preview(rows, out, title=title)

@@ -211,7 +211,8 @@ def build_hand(pose: HandPose) -> tuple[np.ndarray, list[Capsule | Ellipsoid], l
         Capsule((-16.0, -14.0), (-12.0, -160.0), 6.5, 6.0, cortex=0.35),  # ulna shaft
     ]
     tissue += [
-        Capsule((-3.0, 20.0), (-3.0, 55.0), 34.0, 34.0, depth_cap=30.0),  # palm
+        Capsule((-4.0, 12.0), (-4.0, 50.0), 24.0, 24.0, depth_cap=30.0),  # palm
+        Capsule((-18.0, 8.0), tuple(lm[INDEX["little_mcp"]]), 11.0, 10.0, depth_cap=26.0),  # hypothenar
         Capsule((-2.0, 15.0), (-3.0, -200.0), 32.0, 36.0, depth_cap=44.0),  # wrist and forearm
     ]
     return lm, bones, tissue

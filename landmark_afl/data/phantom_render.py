@@ -19,8 +19,8 @@ from landmark_afl.data.phantom_anatomy import Capsule, Ellipsoid
 
 # Linear attenuation coefficients, 1/mm, at a hand-radiography spectrum (~50 keV effective).
 MU_SOFT = 0.022
-MU_CORTEX = 0.060
-MU_MARROW = 0.030
+MU_CORTEX = 0.10
+MU_MARROW = 0.045
 MU_METAL = 0.9
 COLLIMATOR_LEAK = 0.015
 

@@ -83,11 +83,10 @@ def clahe_float(x: np.ndarray, *, clip_limit: float = 2.0, tile_grid: int = 8, b
     tx2c = np.clip(tx1 + 1, 0, nx - 1)
 
     map_x = x * np.float32(bins - 1)
+    map_y = np.empty((h, w), np.float32)
     results = []
     for tcol in (tx1c, tx2c):
-        map_y = np.empty((h, w), np.float32)
-        map_y[:] = tyf.astype(np.float32)[:, None]
-        map_y += (tcol * (ny + 1)).astype(np.float32)[None, :]
+        np.add(tyf.astype(np.float32)[:, None], (tcol * (ny + 1)).astype(np.float32)[None, :], out=map_y)
         results.append(
             cv2.remap(table_img, map_x, map_y, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         )

@@ -48,7 +48,7 @@ def save_preview(rows: Sequence[Mapping[str, Any]], out: str | Path, title: str 
     fig = Figure(figsize=(panel_w_in * len(panels), panel_w_in * h / w + 1.1), dpi=PANEL_LONG_SIDE / panel_w_in * 0.6)
     FigureCanvasAgg(fig)
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
-    for ax, row, panel in zip(axes, rows, panels):
+    for ax, row, panel in zip(axes, rows, panels, strict=True):
         ax.imshow(panel, cmap="gray", vmin=0.0, vmax=1.0, interpolation="antialiased")
         ax.set_title(
             f"{row['name']}\nglobal std {row['global_std']:.3f}   local std {row['local_std']:.3f}",

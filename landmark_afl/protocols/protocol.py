@@ -155,7 +155,8 @@ def _parse_step(entry: Any, index: int, source: str) -> Step:
         raise ProtocolError(f"{where}: write a step as `- name` or `- name: {{param: value}}`, got {entry!r}")
     if step_name not in STEPS:
         raise ProtocolError(
-            f"{where}: unknown step {step_name!r} (valid: {', '.join(STEPS)}){_did_you_mean(str(step_name), tuple(STEPS))}"
+            f"{where}: unknown step {step_name!r} (valid: {', '.join(STEPS)})"
+            + _did_you_mean(str(step_name), tuple(STEPS))
         )
     spec = STEPS[step_name]
     where = f"{source}: step {index} ({step_name})"

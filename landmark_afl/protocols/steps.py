@@ -77,7 +77,9 @@ def _apply_window(x: np.ndarray, center: float, width: float) -> np.ndarray:
     return np.clip(x, 0.0, 1.0, out=x)
 
 
-def percentile_window(x: np.ndarray, meta: Mapping[str, Any], *, lo: float, hi: float, width_scale: float) -> np.ndarray:
+def percentile_window(
+    x: np.ndarray, meta: Mapping[str, Any], *, lo: float, hi: float, width_scale: float
+) -> np.ndarray:
     """Window between the ``lo`` and ``hi`` percentiles of the image, widened by ``width_scale``, clipped to [0, 1]."""
     p_lo, p_hi = _percentiles(x, lo, hi)
     return _apply_window(x, (p_lo + p_hi) / 2.0, (p_hi - p_lo) * width_scale)

@@ -149,3 +149,20 @@ def test_no_codec_error_is_clear_and_chained(monkeypatch):
     message = str(info.value)
     assert "XA1_JPLY.dcm" in message and "JPEG Extended" in message and "libjpeg" in message
     assert info.value.__cause__ is not None
+
+
+def test_file_without_file_meta_is_read_with_the_guessed_encoding(tmp_path):
+    """An old-style file (no preamble, no file meta, implicit VR): encoding guessed by pydicom, pixels read."""
+    from pydicom.dataset import Dataset
+
+    ds = Dataset()
+    ds.Modality, ds.Rows, ds.Columns, ds.SamplesPerPixel = "CR", 3, 4, 1
+    ds.PhotometricInterpretation = "MONOCHROME1"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
+    stored = np.arange(12, dtype="<u2").reshape(3, 4)
+    ds.PixelData = stored.tobytes()
+    path = tmp_path / "old_style"
+    ds.save_as(path, implicit_vr=True, little_endian=True)
+    image, meta = read_image(path)
+    np.testing.assert_array_equal(image, 4095 - stored)
+    assert meta["transfer_syntax"] == "1.2.840.10008.1.2"

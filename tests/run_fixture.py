@@ -1,0 +1,47 @@
+"""A run folder with an untrained (randomly initialised) landmark model, for tests of evaluate / report / predict.
+
+It has the layout of a real run (config.yaml, checkpoints/best.pt and last.pt with the full run metadata) without
+the minutes of training; tests that need a *trained* model train one through the CLI and are marked slow.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import yaml
+
+from landmark_afl.engine.checkpoint import save_checkpoint
+from landmark_afl.engine.config import TrainConfig, config_to_dict, update_config
+from landmark_afl.tasks.landmark_run import build_task
+
+
+def make_untrained_run(
+    run_dir: Path, landmarks: list[str], protocol: str = "high", seed: int = 0, **overrides
+) -> Path:
+    """Write a run folder whose checkpoints hold a freshly initialised model for ``landmarks``."""
+    values = {"input_size": (64, 64), "protocol": protocol, "seed": seed, **overrides}
+    cfg = update_config(TrainConfig(), values)
+    torch.manual_seed(seed)
+    task = build_task(cfg, len(landmarks))
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
+    state = {
+        "task": task.state_dict(),
+        "task_extra": task.extra_state(),
+        "epoch": 1,
+        "step": 1,
+        "metrics": {},
+        "config": config_to_dict(cfg),
+        "landmarks": list(landmarks),
+        "dataset_name": "test",
+        "data_dir": "",
+        "protocol": protocol,
+        "codec": task.codec.config(),
+        "loss_activation": task.loss.activation,
+        "spacing_fallback": None,
+    }
+    for name in ("best", "last"):
+        save_checkpoint(run_dir / "checkpoints" / f"{name}.pt", state)
+    return run_dir
