@@ -80,7 +80,8 @@ def main(argv: list[str] | None = None) -> int:
         }
         print(
             f"  {name:<8} global {np.mean(g):.4f} [{min(g):.4f}, {max(g):.4f}]   "
-            f"local {np.mean(loc):.4f} [{min(loc):.4f}, {max(loc):.4f}]   {statistics.median(ms):6.1f} ms ({ms_min:.1f})"
+            f"local {np.mean(loc):.4f} [{min(loc):.4f}, {max(loc):.4f}]   "
+            f"{statistics.median(ms):6.1f} ms ({ms_min:.1f})"
         )
     ordering = {}
     for a, b in zip(names, names[1:], strict=False):

@@ -16,9 +16,7 @@ from landmark_afl.engine.config import TrainConfig, config_to_dict, update_confi
 from landmark_afl.tasks.landmark_run import build_task
 
 
-def make_untrained_run(
-    run_dir: Path, landmarks: list[str], protocol: str = "high", seed: int = 0, **overrides
-) -> Path:
+def make_untrained_run(run_dir: Path, landmarks: list[str], protocol: str = "high", seed: int = 0, **overrides) -> Path:
     """Write a run folder whose checkpoints hold a freshly initialised model for ``landmarks``."""
     values = {"input_size": (64, 64), "protocol": protocol, "seed": seed, **overrides}
     cfg = update_config(TrainConfig(), values)

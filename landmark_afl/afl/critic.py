@@ -56,5 +56,7 @@ class ProbabilityCritic(nn.Module):
 
     def forward(self, probs: torch.Tensor) -> torch.Tensor:
         if probs.ndim != 2 or probs.shape[1] != self.num_classes:
-            raise ValueError(f"ProbabilityCritic expects [B, {self.num_classes}] probabilities, got {tuple(probs.shape)}")
+            raise ValueError(
+                f"ProbabilityCritic expects [B, {self.num_classes}] probabilities, got {tuple(probs.shape)}"
+            )
         return self.net(probs).squeeze(-1)

@@ -17,7 +17,9 @@ def difficulty_scores(critic: Callable[[torch.Tensor], torch.Tensor], fake_featu
         return torch.sigmoid(-critic(fake_features.detach())).detach()
 
 
-def adversarial_focal_loss(per_sample_loss: torch.Tensor, scores: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+def adversarial_focal_loss(
+    per_sample_loss: torch.Tensor, scores: torch.Tensor, reduction: str = "mean"
+) -> torch.Tensor:
     """``AFL = mean_b(s[b] * L[b])``: the batch mean of the weighted per-sample losses, never of the scores first.
 
     Args:

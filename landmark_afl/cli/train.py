@@ -62,8 +62,10 @@ def _prepare_run_dir(args, cfg) -> Path:
         run_dir = Path("runs") / f"{name}-{'afl' if cfg.afl else 'baseline'}-s{cfg.seed}-{stamp}"
     if run_dir.exists() and any(run_dir.iterdir()):
         if not args.force:
-            raise UsageError(f"run folder {run_dir} exists and is not empty; use --resume {run_dir}, another --out, "
-                             "or --force to replace it")
+            raise UsageError(
+                f"run folder {run_dir} exists and is not empty; use --resume {run_dir}, another --out, "
+                "or --force to replace it"
+            )
         if not (run_dir / "config.yaml").is_file():
             raise UsageError(f"--force refuses to delete {run_dir}: it has no config.yaml, so it is not a run folder")
         shutil.rmtree(run_dir)

@@ -96,7 +96,9 @@ class GaussianHeatmapCodec:
         return f"GaussianHeatmapCodec(input_size={self.input_size}, sigma={self.sigma}, stride={self.stride})"
 
 
-def _log_parabola_offset(flat: torch.Tensor, idx: torch.Tensor, pos: torch.Tensor, size: int, step: int) -> torch.Tensor:
+def _log_parabola_offset(
+    flat: torch.Tensor, idx: torch.Tensor, pos: torch.Tensor, size: int, step: int
+) -> torch.Tensor:
     """Sub-pixel offset along one axis from the log of the argmax value and its two neighbours (0 on the border)."""
     inside = (pos > 0) & (pos < size - 1)
     lo = torch.where(inside, idx - step, idx)
@@ -109,4 +111,3 @@ def _log_parabola_offset(flat: torch.Tensor, idx: torch.Tensor, pos: torch.Tenso
     ok = inside & (curvature < -1e-12)
     offset = 0.5 * (left - right) / torch.where(ok, curvature, torch.ones_like(curvature))
     return torch.where(ok, offset.clamp(-0.5, 0.5), torch.zeros_like(offset))
-

@@ -67,7 +67,7 @@ def check_dataset(
     summary.explicit_splits = ds.has_explicit_splits
     summary.splits = {name: len(ds.split(name)) for name in ds.split_names}
     csv_path = str(Path(root) / CSV_NAME)
-    names = np.asarray(ds.landmarks)
+    names = ds.landmarks
     for i, image in enumerate(ds.images):
         xy = ds.coords(image)
         present = np.isfinite(xy).all(axis=1)
@@ -101,7 +101,7 @@ def check_dataset(
                 problems.append(
                     Problem(
                         csv_path,
-                        lines.get((image, str(names[k]))),
+                        lines.get((image, names[k])),
                         f"landmark {names[k]!r} of {image!r} at (x={x:g}, y={y:g}) lies outside the "
                         f"{pixels.shape[1]} x {pixels.shape[0]} image (W x H); fix the coordinates "
                         "(pixels, x = column, y = row) or drop the row if the landmark is not visible",

@@ -32,11 +32,6 @@ STANDARD_SPLITS = ("train", "val", "test")
 FALLBACK_SEED = 0
 FALLBACK_FRACTIONS = (0.8, 0.1, 0.1)
 
-# Extensions listed when landmark_afl.io.find_images is not available (DICOM is also recognised by content there).
-_FALLBACK_EXTENSIONS = {
-    ".dcm", ".dicom", ".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".mha", ".mhd", ".nrrd", ".nii", ".gz",
-}  # fmt: skip
-
 
 class DatasetError(ValueError):
     """A data set folder is malformed; the message names the file, the row and how to fix it."""
@@ -149,17 +144,9 @@ def fallback_splits(images: tuple[str, ...] | list[str]) -> dict[str, tuple[str,
 
 def list_image_keys(images_dir: Path) -> list[str]:
     """Image keys under ``images/``: paths relative to it with forward slashes, sorted."""
-    try:
-        from landmark_afl.io import find_images
-    except ImportError:  # io not installed in this tree: list by extension
-        paths = [
-            p
-            for p in images_dir.rglob("*")
-            if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in _FALLBACK_EXTENSIONS
-        ]
-    else:
-        paths = find_images(images_dir)
-    return sorted(p.relative_to(images_dir).as_posix() for p in paths)
+    from landmark_afl.io import find_images  # readable formats by extension, DICOM also by content
+
+    return sorted(p.relative_to(images_dir).as_posix() for p in find_images(images_dir))
 
 
 def _did_you_mean(word: str, options: list[str] | tuple[str, ...]) -> str:
@@ -284,7 +271,9 @@ def _parse_csv(
         missing = [c for c in CSV_COLUMNS if c not in header]
         if missing:
             problems.append(
-                Problem(where, 1, f"header {header} lacks column(s) {missing}; the header must be {','.join(CSV_COLUMNS)}")
+                Problem(
+                    where, 1, f"header {header} lacks column(s) {missing}; the header must be {','.join(CSV_COLUMNS)}"
+                )
             )
             return coords, seen
         col = {c: header.index(c) for c in CSV_COLUMNS}

@@ -54,6 +54,7 @@ class PhantomImage:
 
     pixels: np.ndarray  # uint16 [H, W], MONOCHROME2 stored values
     landmarks: np.ndarray  # float64 [36, 2] pixels, NaN = absent (outside the collimated field)
+    projected: np.ndarray  # float64 [36, 2] pixels, every landmark's projection (absent ones included)
     spacing_mm: float
     window: tuple[float, float]
     laterality: str
@@ -194,6 +195,7 @@ def make_image(index: int, seed: int, size: int, flags: dict[str, bool]) -> Phan
     return PhantomImage(
         pixels=pixels,
         landmarks=landmarks,
+        projected=lm_px,
         spacing_mm=float(mm_per_px),
         window=(offset + 0.9 * gain, 1.8 * gain),
         laterality="R" if place.mirror else "L",

@@ -174,7 +174,12 @@ def build_hand(pose: HandPose) -> tuple[np.ndarray, list[Capsule | Ellipsoid], l
         mc_dir = _FINGER_DIR[f]
         finger_dir = mc_dir + pose.spread[f]
         flex = pose.flexion[f]
-        angles = [mc_dir, finger_dir + pose.bend[f][0], finger_dir + sum(pose.bend[f][:2]), finger_dir + sum(pose.bend[f])]
+        angles = [
+            mc_dir,
+            finger_dir + pose.bend[f][0],
+            finger_dir + sum(pose.bend[f][:2]),
+            finger_dir + sum(pose.bend[f]),
+        ]
         pts = _chain(base, angles, list(_FINGER_LEN[f]), [0.0, *flex])
         for p, point in zip(pts, FINGER_POINTS, strict=True):
             lm[INDEX[f"{name}_{point}"]] = p

@@ -97,11 +97,10 @@ def write_dx(
     center, width = window
     ds.WindowCenter = f"{(4095 - center) if monochrome1 else center:.1f}"
     ds.WindowWidth = f"{width:.1f}"
-    if not monochrome1:  # MONOCHROME1 + INVERSE is read as a double inversion by some readers: leave it out
-        ds.PresentationLUTShape = "IDENTITY"
+    ds.PresentationLUTShape = "INVERSE" if monochrome1 else "IDENTITY"  # as the DX IOD requires
     ds.LossyImageCompression = "00"
     ds.BurnedInAnnotation = "NO"
     ds.PixelData = np.ascontiguousarray(stored, dtype="<u2").tobytes()
     if rle:
-        ds.compress(RLELossless, encoding_plugin="pylibjpeg")
+        ds.compress(RLELossless, encoding_plugin="pylibjpeg", generate_instance_uid=False)
     pydicom.dcmwrite(path, ds, enforce_file_format=True)

@@ -56,7 +56,9 @@ def link_or_copy(src: Path, dst: Path) -> str:
         return "copy"
 
 
-def write_landmarks_csv(path: Path, landmarks: Sequence[str], coords: Mapping[str, np.ndarray], decimals: int = 3) -> None:
+def write_landmarks_csv(
+    path: Path, landmarks: Sequence[str], coords: Mapping[str, np.ndarray], decimals: int = 3
+) -> None:
     """Write landmarks.csv: one row per present landmark (absent ones, NaN, get no row), images sorted."""
     with path.open("w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh, lineterminator="\n")
@@ -92,7 +94,9 @@ def write_dataset_yaml(
     path.write_text(yaml.safe_dump(doc, sort_keys=False, width=120), encoding="utf-8")
 
 
-def write_dataset_files(dst: Path, name: str, landmarks: Sequence[str], coords: Mapping[str, np.ndarray], **yaml_kw) -> None:
+def write_dataset_files(
+    dst: Path, name: str, landmarks: Sequence[str], coords: Mapping[str, np.ndarray], **yaml_kw
+) -> None:
     """Write dataset.yaml and landmarks.csv into ``dst`` (the images must already be under ``dst/images``)."""
     write_dataset_yaml(dst / YAML_NAME, name, landmarks, **yaml_kw)
     write_landmarks_csv(dst / CSV_NAME, landmarks, coords)

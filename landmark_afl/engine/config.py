@@ -108,7 +108,7 @@ def _coerce(name: str, value, default, annotation):
     if isinstance(default, tuple):
         if not isinstance(value, (list, tuple)) or len(value) != len(default):
             raise ConfigError(f"{name} must be a list of {len(default)} values like {list(default)}, got {value!r}")
-        return tuple(type(d)(v) for d, v in zip(default, value))
+        return tuple(type(d)(v) for d, v in zip(default, value, strict=True))
     if kind is bool:
         if not isinstance(value, bool):
             raise ConfigError(f"{name} must be True or False, got {value!r}")

@@ -187,51 +187,14 @@ class Trainer:
         n_steps = len(self.train_loader)
         t0 = time.perf_counter()
         seen, loss_sum, base_sum, window = 0, 0.0, 0.0, []
-        for i, batch in enumerate(self.train_loader):
-            batch = self.task.batch_to(batch, self.device)
-            with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
-                out = self.task(batch)
-            loss = out["loss"]
-            if not torch.isfinite(loss):
-                raise NonFiniteLossError(
-                    f"non-finite loss ({loss.item()}) at epoch {epoch}, step {i + 1}: training stopped; the last "
-                    f"good checkpoint is {self.run_dir / 'checkpoints' / 'last.pt'}. Lower lr (now "
-                    f"{self.scheduler.get_last_lr()[0]:.2e}), set grad_clip, or check the data with "
-                    "`landmark-afl data check`."
+        progress = _progress_bar(console)
+        bar = progress.add_task(f"epoch {epoch}/{self.cfg.epochs}", total=n_steps)
+        with progress:
+            for i, batch in enumerate(self.train_loader):
+                seen, loss_sum, base_sum = self._train_step(
+                    epoch, i, n_steps, batch, t0, (seen, loss_sum, base_sum), window, console, writer
                 )
-            self.optimizer.zero_grad(set_to_none=True)
-            self.scaler.scale(loss).backward()
-            if self.cfg.grad_clip > 0:
-                self.scaler.unscale_(self.optimizer)
-                torch.nn.utils.clip_grad_norm_(self.task.optimizer_parameters(), self.cfg.grad_clip)
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-            self.scheduler.step()
-            self.step += 1
-            bsz = batch["image"].shape[0]
-            seen += bsz
-            loss_sum += loss.item() * bsz
-            base = float(out.get("base_loss", loss))
-            base_sum += base * bsz
-            self._record_difficulty(epoch, batch, out)
-            window.append(loss.item())
-            if self.step % self.cfg.log_every == 0 or i + 1 == n_steps:
-                elapsed = time.perf_counter() - t0
-                rate = seen / max(elapsed, 1e-9)
-                remaining = (n_steps - i - 1) * bsz / max(rate, 1e-9)
-                remaining += (self.cfg.epochs - epoch) * n_steps * bsz / max(rate, 1e-9)
-                lr = self.scheduler.get_last_lr()[0]
-                extra = f" score {float(out['score_mean']):.3f}" if "score_mean" in out else ""
-                console.log(
-                    f"epoch {epoch}/{self.cfg.epochs} step {i + 1}/{n_steps} loss {np.mean(window[-20:]):.4g} "
-                    f"base {base:.4g}{extra} lr {lr:.2e} {rate:.1f} img/s ETA {_fmt_seconds(remaining)}"
-                )
-                writer.add_scalar("train/loss", loss.item(), self.step)
-                writer.add_scalar("train/base_loss", base, self.step)
-                writer.add_scalar("train/lr", lr, self.step)
-                for key in ("critic_loss", "wasserstein", "gp", "score_mean"):
-                    if key in out:
-                        writer.add_scalar(f"critic/{key}", float(out[key]), self.step)
+                progress.update(bar, advance=1, description=f"epoch {epoch}/{self.cfg.epochs} loss {window[-1]:.4g}")
         elapsed = time.perf_counter() - t0
         return {
             "epoch": epoch,
@@ -243,12 +206,60 @@ class Trainer:
             "epoch_s": elapsed,
         }
 
+    def _train_step(self, epoch, i, n_steps, batch, t0, totals, window, console, writer):
+        seen, loss_sum, base_sum = totals
+        batch = self.task.batch_to(batch, self.device)
+        with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
+            out = self.task(batch)
+        loss = out["loss"]
+        if not torch.isfinite(loss):
+            raise NonFiniteLossError(
+                f"non-finite loss ({loss.item()}) at epoch {epoch}, step {i + 1}: training stopped; the last "
+                f"good checkpoint is {self.run_dir / 'checkpoints' / 'last.pt'}. Lower lr (now "
+                f"{self.scheduler.get_last_lr()[0]:.2e}), set grad_clip, or check the data with "
+                "`landmark-afl data check`."
+            )
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        if self.cfg.grad_clip > 0:
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.task.optimizer_parameters(), self.cfg.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        self.step += 1
+        bsz = batch["image"].shape[0]
+        seen += bsz
+        loss_sum += loss.item() * bsz
+        base = float(out.get("base_loss", loss))
+        base_sum += base * bsz
+        self._record_difficulty(epoch, batch, out)
+        window.append(loss.item())
+        if self.step % self.cfg.log_every == 0 or i + 1 == n_steps:
+            elapsed = time.perf_counter() - t0
+            rate = seen / max(elapsed, 1e-9)
+            remaining = (n_steps - i - 1) * bsz / max(rate, 1e-9)
+            remaining += (self.cfg.epochs - epoch) * n_steps * bsz / max(rate, 1e-9)
+            lr = self.scheduler.get_last_lr()[0]
+            extra = f" score {float(out['score_mean']):.3f}" if "score_mean" in out else ""
+            console.log(
+                f"epoch {epoch}/{self.cfg.epochs} step {i + 1}/{n_steps} loss {np.mean(window[-20:]):.4g} "
+                f"base {base:.4g}{extra} lr {lr:.2e} {rate:.1f} img/s ETA {_fmt_seconds(remaining)}"
+            )
+            writer.add_scalar("train/loss", loss.item(), self.step)
+            writer.add_scalar("train/base_loss", base, self.step)
+            writer.add_scalar("train/lr", lr, self.step)
+            for key in ("critic_loss", "wasserstein", "gp", "score_mean"):
+                if key in out:
+                    writer.add_scalar(f"critic/{key}", float(out[key]), self.step)
+        return seen, loss_sum, base_sum
+
     def _record_difficulty(self, epoch: int, batch: dict, out: dict) -> None:
         if "per_sample_loss" not in out or "image_id" not in batch:
             return
         losses = out["per_sample_loss"].float().cpu().tolist()
         scores = out["scores"].float().cpu().tolist() if "scores" in out else [""] * len(losses)
-        for image_id, score, base in zip(batch["image_id"], scores, losses):
+        for image_id, score, base in zip(batch["image_id"], scores, losses, strict=True):
             self.difficulty_rows.append([epoch, image_id, score, base])
 
     def _end_epoch(self, metrics: dict, writer, console) -> None:
@@ -274,10 +285,21 @@ class Trainer:
                 self.run_dir / "difficulty.csv", ["epoch", "image", "score", "base_loss"], self.difficulty_rows
             )
         summary = ", ".join(
-            f"{k[4:]} {v:.4g}" if isinstance(v, float) else f"{k[4:]} {v}" for k, v in metrics.items()
+            f"{k[4:]} {v:.4g}" if isinstance(v, float) else f"{k[4:]} {v}"
+            for k, v in metrics.items()
             if k in ("val_loss", "val_false_negatives", "val_present", "val_mre_mm", "val_mre_px")
         )
-        console.log(f"epoch {self.epoch} done in {metrics['epoch_s']:.0f}s: {summary}" + (" (best)" if improved else ""))
+        best = " (best)" if improved else ""
+        console.log(f"epoch {self.epoch} done in {metrics['epoch_s']:.0f}s: {summary}{best}")
+
+
+def _progress_bar(console):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    return Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+        console=console, transient=True, disable=not console.is_terminal,
+    )  # fmt: skip
 
 
 def _fmt_seconds(seconds: float) -> str:

@@ -27,7 +27,9 @@ def _reduce(loss: torch.Tensor, reduction: str) -> torch.Tensor:
 
 def _check(pred: torch.Tensor, target: torch.Tensor) -> None:
     if pred.shape != target.shape or pred.ndim != 4:
-        raise ValueError(f"pred and target must both be [B, K, H, W], got {tuple(pred.shape)} and {tuple(target.shape)}")
+        raise ValueError(
+            f"pred and target must both be [B, K, H, W], got {tuple(pred.shape)} and {tuple(target.shape)}"
+        )
 
 
 def mse_loss(pred: torch.Tensor, target: torch.Tensor, reduction: str = "sample") -> torch.Tensor:

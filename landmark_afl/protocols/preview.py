@@ -59,5 +59,5 @@ def save_preview(rows: Sequence[Mapping[str, Any]], out: str | Path, title: str 
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     out = Path(out)
-    fig.savefig(out, format="png", facecolor="white")
+    fig.savefig(out, format="png", facecolor="white", bbox_inches="tight", pad_inches=0.15)
     return out

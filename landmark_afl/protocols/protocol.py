@@ -38,6 +38,8 @@ class ProtocolError(ValueError):
 
 def _did_you_mean(word: str, options: list[str] | tuple[str, ...]) -> str:
     close = difflib.get_close_matches(word, list(options), n=1)
+    if not close and len(word) >= 3:  # an abbreviation such as "clip" for "clip_limit"
+        close = [o for o in options if o.startswith(word)][:1]
     return f"; did you mean {close[0]!r}?" if close else ""
 
 

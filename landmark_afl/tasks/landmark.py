@@ -87,7 +87,10 @@ class LandmarkTask(TrainTask):
             spacings.append(batch["spacing"].cpu().numpy())
         self.train(was_training)
         outcomes = landmark_outcomes(
-            np.concatenate(preds), np.concatenate(peaks), np.concatenate(gts), self.detect_threshold,
+            np.concatenate(preds),
+            np.concatenate(peaks),
+            np.concatenate(gts),
+            self.detect_threshold,
             np.concatenate(spacings),
         )
         summary = summarize_outcomes(outcomes)

@@ -140,7 +140,9 @@ def find_checkpoint(run: str | Path, which: str = "best") -> Path:
         raise CheckpointError(f"run {run} does not exist; give a run folder made by `landmark-afl train` or a .pt file")
     path = run / "checkpoints" / f"{which}.pt"
     if not path.is_file():
-        raise CheckpointError(f"{run} has no checkpoints/{which}.pt; is it a landmark-afl run folder that finished an epoch?")
+        raise CheckpointError(
+            f"{run} has no checkpoints/{which}.pt; is it a landmark-afl run folder that finished an epoch?"
+        )
     return path
 
 

@@ -124,4 +124,4 @@ def test_critic_learns_to_separate_real_from_fake():
     afl.eval()
     before = [p.clone() for p in critic.parameters()]
     afl(pred, target, per_sample)
-    assert all(torch.equal(a, b) for a, b in zip(before, critic.parameters()))
+    assert all(torch.equal(a, b) for a, b in zip(before, critic.parameters(), strict=True))

@@ -1,0 +1,268 @@
+"""``landmark-afl evaluate``, ``report`` and ``compare``: false negatives per landmark and protocol, side by side."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from landmark_afl.cli import UsageError
+
+
+def _add_eval_options(p: argparse.ArgumentParser, protocols_default: str | None) -> None:
+    p.add_argument("--data", help="data set folder (default: the data set the run was trained on)")
+    p.add_argument("--split", default="test", help="split of the data set to evaluate on (default: test)")
+    p.add_argument(
+        "--protocols",
+        default=protocols_default,
+        help="'all', or comma-separated protocol names / .yaml paths (default: the protocol the run was trained with)",
+    )
+    p.add_argument(
+        "--threshold",
+        type=float,
+        help="detection threshold on the peak heatmap response; the training target's peak is 1 "
+        "(default: the run's detect_threshold, 0.5 unless set at training)",
+    )
+    p.add_argument("--which", choices=("best", "last"), default="best", help="checkpoint of the run (default: best)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ... (default: auto)")
+    p.add_argument("--batch-size", type=int, default=8, help="images per forward pass (default: 8)")
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "evaluate",
+        help="false negatives, false positives, MRE and SDR of a run, per landmark and contrast protocol",
+        description="Run a trained model over a split under one or more contrast protocols and write report.json, "
+        "report.md, per_image.csv and sweep.png (false negatives / positives against the threshold) into --out.",
+    )
+    p.add_argument("run", help="run folder made by `landmark-afl train` (or a checkpoint .pt file)")
+    _add_eval_options(p, None)
+    p.add_argument("--out", required=True, help="output folder (refused when not empty, unless --force)")
+    p.add_argument("--force", action="store_true", help="overwrite the files of a non-empty --out")
+    p.set_defaults(func=run_evaluate)
+
+    p = sub.add_parser(
+        "report",
+        help="side-by-side table of several runs (Markdown, CSV, JSON, one self-contained HTML page)",
+        description="Side-by-side false negatives (with the change relative to the first input under the same "
+        "protocol), false positives, MRE and SDR. Inputs are evaluate output folders or run folders; a run folder is "
+        "evaluated first into OUT/evaluations/ with the options below (reused when already there). Inputs with the "
+        "same label are pooled as mean +- std.",
+    )
+    p.add_argument("inputs", nargs="+", metavar="RUN_OR_EVAL_DIR", help="evaluate output folders or run folders")
+    p.add_argument("--labels", help="comma-separated row labels, one per input (default: the run folder names)")
+    p.add_argument("--title", default="landmark-afl: false negatives per run and contrast protocol")
+    _add_eval_options(p, None)
+    p.add_argument("--out", required=True, help="output folder (refused when not empty, unless --force)")
+    p.add_argument("--force", action="store_true", help="overwrite the files of a non-empty --out")
+    p.set_defaults(func=run_report)
+
+    p = sub.add_parser(
+        "compare",
+        help="train baseline and AFL models with the same seeds under each protocol, evaluate, report (resumable)",
+        description="For each protocol and seed: train a baseline (--no-afl) and an AFL run, evaluate each under its "
+        "own protocol, and write OUT/report (mean +- std over seeds). Run the same command again to resume: finished "
+        "runs and evaluations are skipped.",
+    )
+    p.add_argument("--data", default="phantom", help="data set folder, or 'phantom' for the embedded phantom")
+    p.add_argument("--protocols", default="all", help="'all' or comma-separated protocol names (default: all)")
+    p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default: 0,1,2)")
+    p.add_argument("--epochs", type=int, required=True, help="epochs per run")
+    p.add_argument("--split", default="test", help="split to evaluate on (default: test)")
+    p.add_argument("--which", choices=("best", "last"), default="best", help="checkpoint to evaluate (default: best)")
+    p.add_argument("--threshold", type=float, help="detection threshold (default: each run's detect_threshold)")
+    p.add_argument("--out", required=True, help="comparison folder (created; an earlier comparison is resumed)")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="training config overrides for every run")
+    p.set_defaults(func=run_compare)
+
+
+def _usage_errors():
+    from landmark_afl.data import DatasetError
+    from landmark_afl.engine.checkpoint import CheckpointError
+    from landmark_afl.engine.config import ConfigError
+    from landmark_afl.protocols import ProtocolError
+
+    return (CheckpointError, ConfigError, DatasetError, ProtocolError, FileExistsError, FileNotFoundError, ValueError)
+
+
+def _progress():
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+
+
+def evaluate_to(run: str | Path, out: Path, args: argparse.Namespace, protocols=None) -> dict:
+    """Evaluate ``run`` with the evaluation options of ``args`` and write the folder ``out``; returns report.json."""
+    from landmark_afl.evaluation.evaluator import evaluate_run
+    from landmark_afl.evaluation.report import write_evaluation
+
+    with _progress() as progress:
+        tasks: dict[str, int] = {}
+
+        def report(name: str, done: int, total: int) -> None:
+            if name not in tasks:
+                tasks[name] = progress.add_task(f"{Path(str(run)).name} ({name})", total=total)
+            progress.update(tasks[name], completed=done)
+
+        ev = evaluate_run(
+            run, data=args.data, split=args.split, protocols=protocols if protocols is not None else args.protocols,
+            threshold=args.threshold, which=args.which, device=args.device, batch_size=args.batch_size,
+            progress=report,
+        )  # fmt: skip
+    return write_evaluation(ev, out)
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from landmark_afl.evaluation.evaluator import resolve_protocols
+    from landmark_afl.evaluation.report import check_out_dir
+    from landmark_afl.tasks.landmark_run import find_checkpoint
+
+    try:
+        find_checkpoint(args.run, args.which)
+        if args.protocols is not None:
+            resolve_protocols(args.protocols, "high")
+        check_out_dir(args.out, args.force)
+        report = evaluate_to(args.run, Path(args.out), args)
+    except _usage_errors() as err:
+        raise UsageError(str(err)) from err
+    console = Console()
+    console.print(_totals_table(report))
+    failed = sum(e["n_failed"] for e in report["protocols"].values())
+    console.print(f"wrote {args.out}/report.json, report.md, per_image.csv, sweep.png")
+    if failed:
+        console.print(f"[yellow]{failed} image(s) could not be read; listed in report.md[/yellow]")
+        return 3
+    return 0
+
+
+def _totals_table(report: dict):
+    """A rich table of the per-protocol totals of one evaluation, for the console."""
+    from rich.table import Table
+
+    title = (
+        f"{Path(report['run']).name} on {report['split']} of {report['dataset_name']} "
+        f"(threshold {report['threshold']:g}, target peak 1)"
+    )
+    table = Table(title=title)
+    for col in ("protocol", "images", "present", "false neg.", "false pos.", "MRE", "SDR 2/2.5/3/4 mm %"):
+        table.add_column(col, justify="left" if col == "protocol" else "right", no_wrap=True)
+    for name, e in report["protocols"].items():
+        mre = f"{e['mre_mm']:.2f} mm" if e["mre_mm"] is not None else (
+            f"{e['mre_px']:.2f} px" if e["mre_px"] is not None else "n/a"
+        )  # fmt: skip
+        sdr = " / ".join("n/a" if e["sdr"][r] is None else f"{e['sdr'][r]:.1f}" for r in ("2", "2.5", "3", "4"))
+        table.add_row(
+            name, str(e["n_images"]), str(e["present"]), str(e["false_negatives"]), str(e["false_positives"]), mre, sdr
+        )
+    return table
+
+
+def _is_run_folder(path: Path) -> bool:
+    return path.is_file() and path.suffix == ".pt" or (path / "checkpoints").is_dir()
+
+
+def _reusable(report_path: Path, args: argparse.Namespace) -> bool:
+    """An earlier evaluation in OUT/evaluations/ is reused when it answers the same question."""
+    from landmark_afl.evaluation.report import load_report
+
+    try:
+        report = load_report(report_path)
+    except (FileNotFoundError, ValueError):
+        return False
+    same = report["split"] == args.split and report["which"] == args.which
+    if args.threshold is not None:
+        same = same and report["threshold"] == args.threshold
+    from landmark_afl.evaluation.evaluator import resolve_protocols
+
+    wanted = resolve_protocols(args.protocols, report["trained_protocol"])
+    return same and list(report["protocols"]) == [Path(p).stem for p in wanted]
+
+
+def collect_difficulty(entries: list[tuple[str, dict, Path]]) -> list[tuple[str, bytes]]:
+    """(caption, PNG) of each AFL run's difficulty plot (copied into its evaluation folder, else in the run)."""
+    out = []
+    for label, report, folder in entries:
+        if not report.get("afl"):
+            continue
+        for path in (folder / "difficulty.png", Path(report["run"]) / "difficulty.png"):
+            if path.is_file():
+                caption = f"{label}: {Path(report['run']).name} (trained with {report['trained_protocol']})"
+                out.append((caption, path.read_bytes()))
+                break
+    return out
+
+
+def run_report(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from landmark_afl.evaluation.html import write_side_by_side
+    from landmark_afl.evaluation.report import check_out_dir, load_report
+
+    console = Console()
+    inputs = [Path(p) for p in args.inputs]
+    labels = [s.strip() for s in args.labels.split(",")] if args.labels else None
+    if labels is not None and len(labels) != len(inputs):
+        raise UsageError(f"--labels has {len(labels)} labels for {len(inputs)} inputs; give one label per input")
+    out = Path(args.out)
+    try:
+        check_out_dir(out, args.force)
+        entries = []
+        for i, path in enumerate(inputs):
+            if (path / "report.json").is_file() or path.suffix == ".json":
+                folder = path if path.is_dir() else path.parent
+                report = load_report(path)
+            elif _is_run_folder(path):
+                folder = out / "evaluations" / f"{i:02d}-{path.stem if path.is_file() else path.name}"
+                if _reusable(folder / "report.json", args):
+                    report = load_report(folder)
+                else:
+                    console.log(f"evaluating run {path} into {folder}")
+                    report = evaluate_to(path, folder, args)
+            else:
+                raise FileNotFoundError(
+                    f"{path} is neither an evaluate output folder (with report.json) nor a run folder (with "
+                    "checkpoints/); give the folder written by `landmark-afl evaluate --out` or by `landmark-afl train`"
+                )
+            label = labels[i] if labels else Path(report["run"]).name
+            entries.append((label, report, folder))
+        out.mkdir(parents=True, exist_ok=True)
+        notes = _notes([r for _, r, _ in entries])
+        rows = write_side_by_side(
+            out, [(lb, r) for lb, r, _ in entries], [(lb, str(f)) for lb, _, f in entries],
+            collect_difficulty(entries), args.title, notes,
+        )  # fmt: skip
+    except _usage_errors() as err:
+        raise UsageError(str(err)) from err
+    from landmark_afl.evaluation.report import table_markdown
+
+    console.print(table_markdown(rows))
+    console.print(f"wrote {out}/report.md, report.csv, report.json, report.html")
+    return 0
+
+
+def _notes(reports: list[dict]) -> list[str]:
+    splits = sorted({f"{Path(r['data']).name}/{r['split']}" for r in reports})
+    thresholds = sorted({r["threshold"] for r in reports})
+    return [
+        f"evaluated on: {', '.join(splits)}",
+        f"detection threshold: {', '.join(f'{t:g}' for t in thresholds)} (peak response; the training target's peak "
+        "is 1)",
+    ]
+
+
+def run_compare(args: argparse.Namespace) -> int:
+    from landmark_afl.evaluation.compare import CompareSettings, run_comparison
+
+    try:
+        seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+    except ValueError as err:
+        raise UsageError(f"--seeds must be comma-separated integers like 0,1,2, got {args.seeds!r}") from err
+    settings = CompareSettings(
+        data=args.data, protocols=args.protocols, seeds=seeds, epochs=args.epochs, split=args.split,
+        which=args.which, threshold=args.threshold, overrides=list(args.overrides),
+    )  # fmt: skip
+    try:
+        return run_comparison(settings, Path(args.out))
+    except _usage_errors() as err:
+        raise UsageError(str(err)) from err

@@ -1,0 +1,189 @@
+"""``landmark-afl predict`` (batch inference over a folder / file / list) and ``landmark-afl export`` (ONNX)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from landmark_afl.cli import UsageError
+
+EXIT_OK, EXIT_USAGE, EXIT_SOME_FAILED = 0, 2, 3
+
+PREDICT_EPILOG = """\
+outputs (in --out, one row per image, sorted by path):
+  results.csv     path, size, spacing (mm) and its source, threshold, n_present, the DICOM Study / Series / SOP
+                  Instance UIDs, then for each landmark NAME_x, NAME_y (original pixels), NAME_x_mm, NAME_y_mm
+                  (empty without spacing), NAME_peak, NAME_present (peak >= threshold)
+  results.jsonl   the same, one JSON object per image
+  errors.csv      path, error_type, message for every file that could not be read
+  overlays/       with --overlays: PNGs with the landmarks drawn and labelled
+Patient name, ID and birth date are never written unless --keep-phi is given.
+Resume: run again with the same --out; images already in results.csv or errors.csv are skipped.
+Several processes: torchrun --standalone --nproc_per_node N -m landmark_afl predict RUN INPUT --out DIR
+
+exit codes:
+  0  every input image has results
+  2  usage error (bad argument, unknown protocol, missing run, --out holds another job)
+  3  some images failed (listed in errors.csv); the others have results
+  1  any other error
+"""
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "predict",
+        help="detect landmarks in every image of a folder, file or list (CSV + JSONL, resumable)",
+        description="Batch inference with a trained run. INPUT is a folder (searched recursively; DICOM recognised "
+        "by content, DICOMDIR skipped), one image file, or a text file (.txt/.lst) listing image paths.",
+        epilog=PREDICT_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("run", metavar="RUN", help="run folder made by `landmark-afl train` (or a checkpoint .pt file)")
+    p.add_argument("input", metavar="INPUT", help="folder, image file, or text file of paths (one per line)")
+    p.add_argument("--out", required=True, help="output folder (created; reused to resume)")
+    p.add_argument("--protocol", help="contrast protocol name or .yaml path (default: the one the run trained with)")
+    p.add_argument("--batch-size", type=int, default=8, help="images per forward pass (default 8)")
+    p.add_argument("--workers", type=int, default=2, help="reader processes (0 = read in the main process; default 2)")
+    p.add_argument("--overlays", action="store_true", help="also write OUT/overlays/*.png with the landmarks drawn")
+    p.add_argument("--threshold", type=float, help="peak response for 'present' (default: the run's detect_threshold)")
+    p.add_argument("--engine", choices=("torch", "onnx"), default="torch", help="inference engine (default torch)")
+    p.add_argument("--onnx", help="ONNX file for --engine onnx (default: export the run to OUT/model-<which>.onnx)")
+    p.add_argument("--keep-phi", action="store_true", help="write DICOM patient name, ID and birth date (off)")
+    p.add_argument("--which", choices=("best", "last"), default="best", help="checkpoint of RUN to use")
+    p.add_argument("--spacing", type=float, nargs="+", metavar="MM",
+                   help="pixel spacing (mm; one value, or row col) for images that carry none")  # fmt: skip
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1... (default auto)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (e.g. in logs)")
+    p.set_defaults(func=run_predict_command)
+
+    e = sub.add_parser(
+        "export",
+        help="export a run's model to ONNX (dynamic batch) for `predict --engine onnx`",
+        description="Write the run's network (with its output activation) as ONNX, checked against PyTorch.",
+    )
+    e.add_argument("run", metavar="RUN", help="run folder made by `landmark-afl train` (or a checkpoint .pt file)")
+    e.add_argument("--onnx", required=True, help="the .onnx file to write")
+    e.add_argument("--which", choices=("best", "last"), default="best", help="checkpoint of RUN to export")
+    e.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
+    e.set_defaults(func=run_export_command)
+
+
+def _check_args(args: argparse.Namespace) -> None:
+    if args.batch_size < 1:
+        raise UsageError(f"--batch-size must be >= 1, got {args.batch_size}")
+    if args.workers < 0:
+        raise UsageError(f"--workers must be >= 0, got {args.workers}")
+    if args.threshold is not None and not 0.0 <= args.threshold <= 1.0e6:
+        raise UsageError(f"--threshold must be a peak response >= 0 (heatmap peaks are ~1), got {args.threshold}")
+    if args.spacing is not None and (len(args.spacing) not in (1, 2) or min(args.spacing) <= 0):
+        raise UsageError(f"--spacing takes one or two positive values in mm (row col), got {args.spacing}")
+    if args.onnx and args.engine != "onnx":
+        raise UsageError("--onnx is only used with --engine onnx")
+
+
+def _load_run(run: str, which: str, device: str):
+    from landmark_afl.engine.checkpoint import CheckpointError
+    from landmark_afl.tasks.landmark_run import load_trained_run
+
+    try:
+        return load_trained_run(run, which=which, device=device)
+    except (CheckpointError, FileNotFoundError) as err:
+        raise UsageError(str(err)) from err
+
+
+def _onnx_engine(args, run, out_dir: Path, device, ctx):
+    from landmark_afl.inference.engines import OnnxEngine, read_onnx_metadata
+    from landmark_afl.inference.export import checkpoint_digest, export_onnx
+
+    digest = checkpoint_digest(run.checkpoint)
+    path = Path(args.onnx) if args.onnx else out_dir / f"model-{args.which}.onnx"
+    if args.onnx is None and ctx.is_main:
+        if not path.is_file() or read_onnx_metadata(path).get("checkpoint_sha256") != digest:
+            export_onnx(run, path)
+    ctx.barrier()
+    if not path.is_file():
+        raise UsageError(f"--onnx {path}: no such file; write it with `landmark-afl export {args.run} --onnx {path}`")
+    try:
+        meta = read_onnx_metadata(path)
+    except ValueError as err:
+        raise UsageError(str(err)) from err
+    if meta.get("checkpoint_sha256") != digest:
+        raise UsageError(
+            f"{path} was exported from {meta.get('checkpoint')}, not from {run.checkpoint} (checksums differ); "
+            f"export it again: landmark-afl export {args.run} --which {args.which} --onnx {path}"
+        )
+    return OnnxEngine(path, device=device)
+
+
+def run_predict_command(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from landmark_afl.inference.distributed import init_distributed
+    from landmark_afl.inference.engines import TorchEngine
+    from landmark_afl.inference.inputs import collect_inputs, common_root
+    from landmark_afl.inference.predictor import PredictOptions, run_predict
+    from landmark_afl.protocols import ProtocolError, load_protocol
+    from landmark_afl.tasks.landmark_run import resolve_device
+
+    _check_args(args)
+    console = Console(stderr=True)
+    ctx = init_distributed(args.device)
+    try:
+        try:
+            device = resolve_device(args.device)
+        except (ValueError, RuntimeError) as err:
+            raise UsageError(str(err)) from err
+        if ctx.backend == "nccl":
+            import torch
+
+            device = torch.device("cuda", ctx.local_rank)
+        run = _load_run(args.run, args.which, device)
+        try:
+            protocol = load_protocol(args.protocol or run.protocol)
+            paths = collect_inputs(args.input)
+        except (ProtocolError, FileNotFoundError, ValueError) as err:
+            raise UsageError(str(err)) from err
+        if args.protocol and protocol.name != run.protocol and ctx.is_main:
+            console.print(f"[yellow]note:[/yellow] the run was trained with protocol {run.protocol!r}, "
+                          f"predicting with {protocol.name!r}")  # fmt: skip
+        out_dir = Path(args.out)
+        if ctx.is_main:
+            out_dir.mkdir(parents=True, exist_ok=True)
+        ctx.barrier()
+        if args.engine == "onnx":
+            engine = _onnx_engine(args, run, out_dir, device, ctx)
+        else:
+            engine = TorchEngine(run.task, device)
+        spacing = None if args.spacing is None else (args.spacing[0], args.spacing[-1])
+        options = PredictOptions(
+            batch_size=args.batch_size, workers=args.workers, threshold=args.threshold, overlays=args.overlays,
+            overlay_root=common_root(paths), keep_phi=args.keep_phi, fallback_spacing=spacing,
+            progress=not args.no_progress,
+        )  # fmt: skip
+        try:
+            summary = run_predict(paths, out_dir, run, engine, protocol, options, ctx, console)
+        except ValueError as err:  # OUT belongs to another job
+            raise UsageError(str(err)) from err
+    finally:
+        ctx.close()
+    if ctx.is_main:
+        console.print(
+            f"{summary.inputs} input images: {summary.skipped} already done, {summary.processed} processed "
+            f"({summary.failed} failed) in {summary.seconds:.1f} s ({summary.images_per_second:.1f} img/s per rank); "
+            f"{summary.results_total} results, {summary.failed_total} errors in {out_dir}"
+        )
+        if summary.failed_total:
+            console.print(f"[yellow]{summary.failed_total} images failed: see {out_dir / 'errors.csv'}[/yellow]")
+    return EXIT_SOME_FAILED if summary.failed_total else EXIT_OK
+
+
+def run_export_command(args: argparse.Namespace) -> int:
+    from landmark_afl.inference.export import export_onnx
+
+    run = _load_run(args.run, args.which, "cpu")
+    try:
+        path = export_onnx(run, args.onnx, opset=args.opset)
+    except ImportError as err:
+        raise UsageError(str(err)) from err
+    print(f"wrote {path} ({len(run.landmarks)} landmarks, input {run.task.codec.input_size}, dynamic batch)")
+    return EXIT_OK

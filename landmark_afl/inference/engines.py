@@ -1,0 +1,106 @@
+"""Inference engines with one interface: images [B, 1, H, W] -> (landmarks [B, K, 2] in input pixels, peaks [B, K]).
+
+Both engines decode with the run's own heatmap codec, so the torch and ONNX paths differ only in the network
+itself. ``TorchEngine`` runs the checkpoint's model; ``OnnxEngine`` runs a file written by ``landmark-afl export``
+through onnxruntime (the optional extra ``pip install "landmark-afl[onnx]"``).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from landmark_afl.codecs import GaussianHeatmapCodec
+
+
+class TorchEngine:
+    """The checkpoint's model in PyTorch.
+
+    Args:
+        task: a ``LandmarkTask`` in eval mode (``TrainedRun.task``).
+        device: where the model is.
+
+    Example:
+        >>> from landmark_afl.engine.config import TrainConfig, update_config
+        >>> from landmark_afl.tasks.landmark_run import build_task
+        >>> task = build_task(update_config(TrainConfig(), {"input_size": (64, 64)}), 3).eval()
+        >>> xy, peaks = TorchEngine(task)(torch.zeros(2, 1, 64, 64))
+        >>> xy.shape, peaks.shape
+        ((2, 3, 2), (2, 3))
+    """
+
+    name = "torch"
+
+    def __init__(self, task, device: str | torch.device = "cpu") -> None:
+        self.task = task.eval()
+        self.device = torch.device(device)
+        self.codec: GaussianHeatmapCodec = task.codec
+
+    @torch.inference_mode()
+    def heatmaps(self, images: torch.Tensor) -> torch.Tensor:
+        """Activated heatmaps [B, K, H, W] (peak 1 = confident)."""
+        return self.task.heatmaps(images.to(self.device, non_blocking=True))
+
+    def __call__(self, images: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        xy, peaks = self.codec.decode(self.heatmaps(images))
+        return xy.cpu().numpy().astype(np.float64), peaks.cpu().numpy().astype(np.float64)
+
+
+class OnnxEngine:
+    """A model exported with ``landmark-afl export`` run by onnxruntime.
+
+    Args:
+        path: the .onnx file (its metadata holds the codec and the checkpoint it came from).
+        device: "cpu" or a CUDA device (uses onnxruntime's CUDA provider when it is installed).
+        threads: intra-op threads (0 = onnxruntime's default, all cores).
+    """
+
+    name = "onnx"
+
+    def __init__(self, path: str | Path, device: str | torch.device = "cpu", threads: int = 0) -> None:
+        try:
+            import onnxruntime as ort
+        except ImportError as err:
+            raise ImportError(
+                'the onnx engine needs onnxruntime: pip install "landmark-afl[onnx]" (or use --engine torch)'
+            ) from err
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise FileNotFoundError(f"{self.path}: no such ONNX file; write one with `landmark-afl export RUN --onnx`")
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        providers = ["CPUExecutionProvider"]
+        if torch.device(device).type == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers():
+            providers.insert(0, "CUDAExecutionProvider")
+        self.session = ort.InferenceSession(str(self.path), options, providers=providers)
+        self.metadata = read_onnx_metadata(self.path, self.session)
+        codec = self.metadata["codec"]
+        self.codec = GaussianHeatmapCodec(tuple(codec["input_size"]), codec["sigma"], codec["stride"])
+        self.input_name = self.session.get_inputs()[0].name
+
+    def heatmaps(self, images: torch.Tensor) -> torch.Tensor:
+        array = np.ascontiguousarray(images.detach().cpu().numpy(), dtype=np.float32)
+        return torch.from_numpy(self.session.run(None, {self.input_name: array})[0])
+
+    def __call__(self, images: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        xy, peaks = self.codec.decode(self.heatmaps(images))
+        return xy.numpy().astype(np.float64), peaks.numpy().astype(np.float64)
+
+
+METADATA_KEY = "landmark_afl"
+
+
+def read_onnx_metadata(path: Path, session=None) -> dict:
+    """The landmark-afl metadata written by :func:`landmark_afl.inference.export.export_onnx`."""
+    if session is None:
+        import onnxruntime as ort
+
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    raw = session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
+    if raw is None:
+        raise ValueError(f"{path} has no {METADATA_KEY!r} metadata: export it with `landmark-afl export RUN --onnx`")
+    return json.loads(raw)

@@ -1,0 +1,298 @@
+"""The predict loop: stream images through an engine and append one row per image, resumably and in path order.
+
+``run_predict`` is what ``landmark-afl predict`` calls; it can be used from Python the same way::
+
+    run = load_trained_run("runs/high-afl")
+    paths = collect_inputs("/data/pacs_export")
+    summary = run_predict(paths, "out", run, TorchEngine(run.task), load_protocol(run.protocol))
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from landmark_afl.data.letterbox import to_image_coords
+from landmark_afl.inference.distributed import DistContext
+from landmark_afl.inference.phi import header_columns, scrub
+from landmark_afl.inference.writer import ERRORS_CSV, OutputWriter, done_paths, finalize, read_csv_rows
+
+SETTINGS_FILE = "predict.json"
+LANDMARK_FIELDS = ("x", "y", "x_mm", "y_mm", "peak", "present")
+
+
+@dataclass(frozen=True)
+class PredictOptions:
+    """Settings of a predict job (the CLI flags).
+
+    Attributes:
+        batch_size: images per forward pass.
+        workers: DataLoader worker processes reading ahead (0 = read in the main process).
+        threshold: peak response at or above which a landmark is present (None = the run's detect_threshold).
+        overlays: also write OUT/overlays/<path under the input root>.png.
+        overlay_root: the folder overlay names are taken relative to.
+        keep_phi: write patient name / ID / birth date of DICOM files (never by default).
+        fallback_spacing: (row, col) mm for images without spacing (source "--spacing"), or None.
+        progress: show a progress bar (rank 0 only).
+    """
+
+    batch_size: int = 8
+    workers: int = 2
+    threshold: float | None = None
+    overlays: bool = False
+    overlay_root: Path | None = None
+    keep_phi: bool = False
+    fallback_spacing: tuple[float, float] | None = None
+    progress: bool = True
+
+
+@dataclass
+class PredictSummary:
+    """What a predict job did (on this rank; ``failed_total`` and ``results_total`` cover the whole OUT)."""
+
+    inputs: int = 0
+    skipped: int = 0
+    processed: int = 0
+    failed: int = 0
+    seconds: float = 0.0
+    results_total: int = 0
+    failed_total: int = 0
+    failed_paths: list[str] = field(default_factory=list)
+
+    @property
+    def images_per_second(self) -> float:
+        return self.processed / self.seconds if self.seconds > 0 else float("nan")
+
+
+def result_columns(landmarks: list[str], keep_phi: bool = False) -> list[str]:
+    """The columns of results.csv: one row per image, six columns per landmark."""
+    base = ["path", "rows", "cols", "spacing_row_mm", "spacing_col_mm", "spacing_source", "threshold", "n_present"]
+    per_landmark = [f"{name}_{f}" for name in landmarks for f in LANDMARK_FIELDS]
+    return base + header_columns(keep_phi) + per_landmark
+
+
+def _num(value: float, digits: int) -> float | None:
+    return round(float(value), digits) if math.isfinite(value) else None
+
+
+def format_result(
+    record: dict, xy: np.ndarray, peaks: np.ndarray, threshold: float, landmarks: list[str], keep_phi: bool
+) -> tuple[list, dict]:
+    """(csv values, json record) of one image; ``xy`` [K, 2] in original pixels, ``peaks`` [K].
+
+    Millimetres are measured from the centre of the top-left pixel: ``x_mm = x * column spacing``,
+    ``y_mm = y * row spacing``; they are empty (null) when the spacing is unknown.
+    """
+    row_mm, col_mm = (float(s) for s in record["spacing"])
+    present = peaks >= threshold
+    marks = []
+    for k, name in enumerate(landmarks):
+        x, y = float(xy[k, 0]), float(xy[k, 1])
+        marks.append(
+            {
+                "name": name,
+                "x": _num(x, 3),
+                "y": _num(y, 3),
+                "x_mm": _num(x * col_mm, 4),
+                "y_mm": _num(y * row_mm, 4),
+                "peak": _num(float(peaks[k]), 5),
+                "present": bool(present[k]),
+            }
+        )
+    header = scrub(dict(record["header"]), keep_phi)
+    spacing = [_num(row_mm, 6), _num(col_mm, 6)] if math.isfinite(row_mm) and math.isfinite(col_mm) else None
+    json_record = {
+        "path": record["path"],
+        "rows": record["shape"][0],
+        "cols": record["shape"][1],
+        "spacing_mm": spacing,
+        "spacing_source": record["spacing_source"],
+        "threshold": threshold,
+        "n_present": int(present.sum()),
+        "dicom": header or None,
+        "landmarks": marks,
+    }
+    blank = "" if spacing is None else None
+    values = [
+        record["path"], record["shape"][0], record["shape"][1],
+        blank if blank is not None else spacing[0], blank if blank is not None else spacing[1],
+        record["spacing_source"], threshold, int(present.sum()),
+        *[header.get(c, "") for c in header_columns(keep_phi)],
+    ]  # fmt: skip
+    for mark in marks:
+        values += ["" if mark[f] is None else (int(mark[f]) if f == "present" else mark[f]) for f in LANDMARK_FIELDS]
+    return values, json_record
+
+
+def check_settings(out_dir: Path, settings: dict) -> None:
+    """Write OUT/predict.json, or check that an existing one (an earlier run into OUT) has the same settings."""
+    path = out_dir / SETTINGS_FILE
+    if path.is_file():
+        old = json.loads(path.read_text())
+        diff = [k for k in settings if old.get(k) != settings[k]]
+        if diff:
+            details = "; ".join(f"{k}: {old.get(k)!r} -> {settings[k]!r}" for k in diff)
+            raise ValueError(
+                f"{out_dir} holds results made with other settings ({details}); resume with the same settings or "
+                "give a new --out folder"
+            )
+        return
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(settings, indent=2) + "\n")
+    tmp.replace(path)
+
+
+def job_settings(run, protocol_name: str, threshold: float, keep_phi: bool) -> dict:
+    """The settings that must not change between a run into OUT and its resumption."""
+    digest = hashlib.sha256()
+    with Path(run.checkpoint).open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return {
+        "checkpoint": str(Path(run.checkpoint).resolve()),
+        "checkpoint_sha256": digest.hexdigest(),
+        "landmarks": list(run.landmarks),
+        "input_size": list(run.task.codec.input_size),
+        "protocol": protocol_name,
+        "threshold": threshold,
+        "keep_phi": keep_phi,
+    }
+
+
+def run_predict(
+    paths: list[Path],
+    out_dir: str | Path,
+    run,
+    engine,
+    protocol,
+    options: PredictOptions | None = None,
+    ctx: DistContext | None = None,
+    console=None,
+) -> PredictSummary:
+    """Predict every image of ``paths`` not already in OUT; returns what was done.
+
+    Args:
+        paths: the inputs, sorted (``collect_inputs``).
+        out_dir: OUT; results.csv / results.jsonl / errors.csv are appended there.
+        run: the ``TrainedRun`` (landmark names, codec, detect threshold).
+        engine: a ``TorchEngine`` or ``OnnxEngine``.
+        protocol: the contrast protocol applied to every image.
+        options: batch size, workers, threshold...
+        ctx: the torchrun context (None = a single process).
+        console: a rich Console for the progress bar and messages.
+
+    Raises:
+        ValueError: OUT holds results of another run or other settings.
+    """
+    from landmark_afl.inference.overlay import write_overlay
+    from landmark_afl.inference.stream import InferenceSet, make_loader
+
+    options = options or PredictOptions()
+    ctx = ctx or DistContext()
+    out_dir = Path(out_dir)
+    landmarks = list(run.landmarks)
+    threshold = float(run.task.detect_threshold if options.threshold is None else options.threshold)
+    header = result_columns(landmarks, options.keep_phi)
+    if ctx.is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        check_settings(out_dir, job_settings(run, protocol.name, threshold, options.keep_phi))
+        finalize(out_dir, header)  # rows left in part files by a killed torchrun job
+    ctx.barrier()
+    done = done_paths(out_dir)
+    todo = [p for p in paths if str(p) not in done]
+    mine = ctx.shard(todo)
+    summary = PredictSummary(inputs=len(paths), skipped=len(paths) - len(todo))
+    spacing_label = "--spacing"
+    dataset = InferenceSet(mine, protocol, engine.codec.input_size, options.fallback_spacing, options.keep_phi)
+    device_is_cuda = str(getattr(engine, "device", "cpu")).startswith("cuda")
+    loader = make_loader(dataset, options.batch_size, options.workers, pin_memory=device_is_cuda)
+    writer = OutputWriter(ctx.part_dir(out_dir), header)
+    start = time.perf_counter()
+    with _progress(console, options.progress and ctx.is_main, len(mine)) as advance:
+        for batch in loader:
+            if batch["images"] is not None:
+                xy_input, peaks = engine(batch["images"])
+            j = 0
+            for record in batch["records"]:
+                if not record["ok"]:
+                    writer.write_error(record["path"], record["error_type"], record["error_message"])
+                    summary.failed += 1
+                    summary.failed_paths.append(record["path"])
+                    continue
+                if record["spacing_source"] == "dataset.yaml":  # prepare_image's name for the fallback
+                    record["spacing_source"] = spacing_label
+                xy = to_image_coords(xy_input[j], record["scale"][None, :])
+                values, json_record = format_result(record, xy, peaks[j], threshold, landmarks, options.keep_phi)
+                writer.write_result(values, json_record)
+                if options.overlays:
+                    _overlay(write_overlay, record, xy, peaks[j], threshold, landmarks, protocol, options, out_dir,
+                             console)  # fmt: skip
+                j += 1
+            writer.sync()
+            summary.processed += len(batch["records"])
+            advance(len(batch["records"]))
+    summary.seconds = time.perf_counter() - start
+    writer.close()
+    ctx.barrier()
+    if ctx.is_main:
+        finalize(out_dir, header)
+        wanted = {str(p) for p in paths}
+        summary.failed_total = sum(r[0] in wanted for r in read_csv_rows(out_dir / ERRORS_CSV)[1])
+        summary.results_total = len(read_csv_rows(out_dir / "results.csv")[1])
+    summary.failed_total = ctx.max_int(summary.failed_total)
+    return summary
+
+
+def _overlay(write_overlay, record, xy, peaks, threshold, landmarks, protocol, options, out_dir, console) -> None:
+    from landmark_afl.inference.inputs import overlay_name
+
+    root = options.overlay_root or Path(record["path"]).parent
+    target = out_dir / "overlays" / overlay_name(Path(record["path"]), root)
+    try:
+        write_overlay(record["path"], protocol, xy, peaks, peaks >= threshold, landmarks, target)
+    except Exception as err:  # noqa: BLE001 - an overlay is a picture; its failure must not lose the result
+        if console is not None:
+            console.print(f"[yellow]warning:[/yellow] overlay of {record['path']} not written: {err}")
+
+
+class _progress:
+    """A rich progress bar with images/s and ETA, or nothing (returns a no-op ``advance``)."""
+
+    def __init__(self, console, enabled: bool, total: int) -> None:
+        self.console, self.enabled, self.total = console, enabled, total
+        self.bar = None
+
+    def __enter__(self):
+        if not self.enabled:
+            return lambda n: None
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.bar = Progress(
+            TextColumn("predict"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]}"),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=self.console,
+            transient=False,
+        )
+        self.bar.__enter__()
+        task = self.bar.add_task("predict", total=self.total, rate="- img/s")
+
+        def advance(n: int) -> None:
+            self.bar.advance(task, n)
+            speed = self.bar.tasks[0].speed
+            self.bar.update(task, rate=f"{speed:.1f} img/s" if speed else "- img/s")
+
+        return advance
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(*exc)

@@ -1,0 +1,119 @@
+"""Streaming reads for batch inference: a Dataset that never raises, and a DataLoader with worker processes.
+
+Workers read and preprocess (``prepare_image``: read_image -> protocol -> letterbox) while the model runs on the
+previous batch. Only ``batch_size * (workers * prefetch + 1)`` input-sized images exist at any time, so memory stays
+flat however large the folder. A file that cannot be read gives an error record (type and message) instead of an
+exception, so one bad file never stops the job. Batches keep the order of the path list (the DataLoader returns
+them in index order whatever the number of workers).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+
+class InferenceSet(Dataset):
+    """Images of a path list, preprocessed for the network; an item is a record dict.
+
+    A good item has ``ok=True``, ``image`` (float32 tensor [1, H, W]), ``scale`` (sx, sy), ``spacing`` (row, col
+    mm, NaN when unknown), ``spacing_source``, ``shape`` (rows, cols of the original image) and the allowed DICOM
+    header fields (see :mod:`landmark_afl.inference.phi`). A bad item has ``ok=False``, ``error_type`` and
+    ``error_message``. Both have ``index`` and ``path``.
+
+    Args:
+        paths: the images, in output order.
+        protocol: the contrast protocol (callable on (pixels, meta)).
+        input_size: (H, W) of the network input.
+        fallback_spacing: (row, col) mm used when an image carries no spacing, or None.
+        keep_phi: also read patient name / ID / birth date from DICOM headers.
+
+    Example:
+        >>> ds = InferenceSet(["/no/such.png"], lambda x, m: x, (64, 64))
+        >>> item = ds[0]
+        >>> item["ok"], item["error_type"]
+        (False, 'ImageNotFoundError')
+    """
+
+    def __init__(
+        self,
+        paths: Sequence[str | Path],
+        protocol: Callable,
+        input_size: tuple[int, int],
+        fallback_spacing: tuple[float, float] | None = None,
+        keep_phi: bool = False,
+    ) -> None:
+        self.paths = [str(p) for p in paths]
+        self.protocol = protocol
+        self.input_size = (int(input_size[0]), int(input_size[1]))
+        self.fallback_spacing = fallback_spacing
+        self.keep_phi = keep_phi
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> dict:
+        from landmark_afl.data.training import prepare_image
+        from landmark_afl.inference.phi import read_header_fields
+
+        path = self.paths[index]
+        record = {"index": index, "path": path}
+        try:
+            prep = prepare_image(path, self.protocol, self.input_size, self.fallback_spacing)
+            if not np.all(np.isfinite(prep.image)):
+                raise ValueError(f"{path}: preprocessing gave non-finite pixels; check the file and the protocol")
+            fields = read_header_fields(path, self.keep_phi)
+        except Exception as err:  # noqa: BLE001 - a batch job records any failure of one file and goes on
+            message = " ".join(str(err).split())  # one line: errors.csv rows never span lines
+            if path not in message:
+                message = f"{path}: {message}"
+            record.update(ok=False, error_type=type(err).__name__, error_message=message)
+            return record
+        source = prep.spacing_source if np.all(np.isfinite(prep.spacing)) else "none"
+        record.update(
+            ok=True,
+            image=torch.from_numpy(np.ascontiguousarray(prep.image, dtype=np.float32))[None],
+            scale=np.asarray(prep.scale, np.float64),
+            spacing=np.asarray(prep.spacing, np.float64),
+            spacing_source=source,
+            shape=tuple(int(s) for s in prep.shape),
+            header=fields,
+        )
+        return record
+
+
+def collate_records(items: list[dict]) -> dict:
+    """Batch of records: ``images`` [n_ok, 1, H, W] (the good items, in order) and ``records`` (all, pixels removed).
+
+    ``images`` is None when no item of the batch could be read.
+    """
+    images = [item.pop("image") for item in items if item["ok"]]
+    return {"images": torch.stack(images) if images else None, "records": items}
+
+
+def _worker_init(_: int) -> None:
+    # one thread per worker: the workers together, not each of them, should fill the cores
+    import cv2
+
+    cv2.setNumThreads(1)
+    torch.set_num_threads(1)
+
+
+def make_loader(dataset: InferenceSet, batch_size: int, workers: int, pin_memory: bool = False) -> DataLoader:
+    """DataLoader over ``dataset`` in path order; ``workers`` processes read ahead (0 = read in this process)."""
+    kwargs = {}
+    if workers > 0:
+        kwargs = {"prefetch_factor": 2, "worker_init_fn": _worker_init, "persistent_workers": False}
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=False,
+        num_workers=workers,
+        collate_fn=collate_records,
+        pin_memory=pin_memory,
+        **kwargs,
+    )
