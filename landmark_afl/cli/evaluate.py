@@ -158,6 +158,22 @@ def _totals_table(report: dict):
     return table
 
 
+def side_by_side_table(rows: list[dict]):
+    """A rich table of the side-by-side rows, for the console."""
+    from rich.table import Table
+
+    from landmark_afl.evaluation.report import TABLE_HEADER, mark_references, table_cells
+
+    table = Table()
+    for i, col in enumerate(TABLE_HEADER):
+        table.add_column(col, justify="left" if i < 2 else "right", no_wrap=i > 0)
+    for i, row in enumerate(mark_references([dict(r) for r in rows])):
+        if row["_is_ref"] and i:
+            table.add_section()
+        table.add_row(*table_cells(row))
+    return table
+
+
 def _is_run_folder(path: Path) -> bool:
     return path.is_file() and path.suffix == ".pt" or (path / "checkpoints").is_dir()
 
@@ -234,9 +250,7 @@ def run_report(args: argparse.Namespace) -> int:
         )  # fmt: skip
     except _usage_errors() as err:
         raise UsageError(str(err)) from err
-    from landmark_afl.evaluation.report import table_markdown
-
-    console.print(table_markdown(rows))
+    console.print(side_by_side_table(rows))
     console.print(f"wrote {out}/report.md, report.csv, report.json, report.html")
     return 0
 

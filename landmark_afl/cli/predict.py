@@ -26,6 +26,8 @@ exit codes:
   2  usage error (bad argument, unknown protocol, missing run, --out holds another job)
   3  some images failed (listed in errors.csv); the others have results
   1  any other error
+Under torchrun every rank exits with the code above; torchrun itself then exits 1 for 2 and 3 (its own rule), so
+read rank 0's summary line or errors.csv.
 """
 
 
@@ -169,7 +171,7 @@ def run_predict_command(args: argparse.Namespace) -> int:
     if ctx.is_main:
         console.print(
             f"{summary.inputs} input images: {summary.skipped} already done, {summary.processed} processed "
-            f"({summary.failed} failed) in {summary.seconds:.1f} s ({summary.images_per_second:.1f} img/s per rank); "
+            f"({summary.failed} failed) in {summary.seconds:.1f} s ({summary.images_per_second:.1f} img/s); "
             f"{summary.results_total} results, {summary.failed_total} errors in {out_dir}"
         )
         if summary.failed_total:

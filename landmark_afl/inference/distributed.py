@@ -61,16 +61,16 @@ class DistContext:
             else:
                 dist.barrier()
 
-    def max_int(self, value: int) -> int:
-        """The largest ``value`` over all ranks (every rank gets it)."""
+    def reduce(self, values: Sequence[float], op: str = "sum") -> list[float]:
+        """``values`` combined over all ranks ("sum" or "max"); every rank gets the result."""
         if not self.distributed:
-            return int(value)
+            return [float(v) for v in values]
         import torch.distributed as dist
 
         device = torch.device("cuda", self.local_rank) if self.backend == "nccl" else torch.device("cpu")
-        tensor = torch.tensor([int(value)], dtype=torch.int64, device=device)
-        dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
-        return int(tensor.item())
+        tensor = torch.tensor([float(v) for v in values], dtype=torch.float64, device=device)
+        dist.all_reduce(tensor, op=dist.ReduceOp.SUM if op == "sum" else dist.ReduceOp.MAX)
+        return tensor.cpu().tolist()
 
     def close(self) -> None:
         if self.distributed:

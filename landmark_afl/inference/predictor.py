@@ -54,7 +54,7 @@ class PredictOptions:
 
 @dataclass
 class PredictSummary:
-    """What a predict job did (on this rank; ``failed_total`` and ``results_total`` cover the whole OUT)."""
+    """What a predict job did, over all ranks (``failed_total`` and ``results_total`` count the whole of OUT)."""
 
     inputs: int = 0
     skipped: int = 0
@@ -245,7 +245,11 @@ def run_predict(
         wanted = {str(p) for p in paths}
         summary.failed_total = sum(r[0] in wanted for r in read_csv_rows(out_dir / ERRORS_CSV)[1])
         summary.results_total = len(read_csv_rows(out_dir / "results.csv")[1])
-    summary.failed_total = ctx.max_int(summary.failed_total)
+    summary.processed, summary.failed = (int(v) for v in ctx.reduce([summary.processed, summary.failed]))
+    summary.seconds, summary.failed_total, summary.results_total = ctx.reduce(
+        [summary.seconds, summary.failed_total, summary.results_total], op="max"
+    )
+    summary.failed_total, summary.results_total = int(summary.failed_total), int(summary.results_total)
     return summary
 
 
