@@ -158,6 +158,16 @@ def _totals_table(report: dict):
     return table
 
 
+def print_table(console, rows: list[dict]) -> None:
+    """The side-by-side table: a rich table on a terminal, Markdown in a log (no wrapping at 80 columns)."""
+    from landmark_afl.evaluation.report import table_markdown
+
+    if console.is_terminal:
+        console.print(side_by_side_table(rows))
+    else:
+        print(table_markdown(rows), flush=True)
+
+
 def side_by_side_table(rows: list[dict]):
     """A rich table of the side-by-side rows, for the console."""
     from rich.table import Table
@@ -250,7 +260,7 @@ def run_report(args: argparse.Namespace) -> int:
         )  # fmt: skip
     except _usage_errors() as err:
         raise UsageError(str(err)) from err
-    console.print(side_by_side_table(rows))
+    print_table(console, rows)
     console.print(f"wrote {out}/report.md, report.csv, report.json, report.html")
     return 0
 

@@ -162,11 +162,11 @@ def run_comparison(settings: CompareSettings, out: Path, console=None) -> int:
     if not entries:
         console.print("[red]no run finished; nothing to report[/red]")
         return 1
-    from landmark_afl.cli.evaluate import _notes, collect_difficulty, side_by_side_table
+    from landmark_afl.cli.evaluate import _notes, collect_difficulty, print_table
 
     report_dir = out / "report"
     report_dir.mkdir(exist_ok=True)
-    notes = [*_notes([r for _, r, _ in entries]), f"seeds {settings.seeds}, {settings.epochs} epochs"]
+    notes = [*_notes([r for _, r, _ in entries]), f"seeds {settings.seeds}, epochs {settings.epochs}"]
     if settings.overrides:
         notes.append("training overrides: " + " ".join(settings.overrides))
     rows = write_side_by_side(
@@ -176,7 +176,7 @@ def run_comparison(settings: CompareSettings, out: Path, console=None) -> int:
     run_rows = side_by_side(per_run)
     write_atomic(report_dir / "per_run.md", table_markdown(run_rows))
     write_atomic(report_dir / "per_run.csv", table_csv(run_rows))
-    console.print(side_by_side_table(rows))
+    print_table(console, rows)
     console.print(f"wrote {report_dir}/report.md, report.csv, report.json, report.html, per_run.md")
     for failure in failures:
         console.print(f"[red]{failure}[/red]")

@@ -51,20 +51,23 @@ def false_negatives_per_landmark_png(entries: Sequence[tuple[str, dict]]) -> byt
     width = 0.8 / max(1, len(labels))
     x = np.arange(k)
     for ax, name in zip(axes[:, 0], protocols, strict=True):
+        totals = []
         for i, label in enumerate(labels):
             items = groups.get((name, label))
             if not items:
                 continue
             fn = np.mean([[e["false_negatives"] for e in item["per_landmark"]] for item in items], axis=0)
-            ax.bar(x - 0.4 + width * (i + 0.5), fn, width, label=f"{label} ({int(round(fn.sum()))} total)")
-        ax.set_title(f"protocol {name}", fontsize=9, loc="left")
+            ax.bar(x - 0.4 + width * (i + 0.5), fn, width, label=label, color=f"C{i}")
+            totals.append(f"{label} {fn.sum():g}")
+        ax.set_title(f"protocol {name}: total {', '.join(totals)}", fontsize=9, loc="left")
         ax.set_ylabel("false negatives")
         ax.grid(axis="y", alpha=0.3)
-        ax.legend(fontsize=7, loc="upper right")
     axes[-1, 0].set_xticks(x)
     axes[-1, 0].set_xticklabels(landmarks, rotation=75, fontsize=7, ha="right")
     fig.suptitle("false negatives per landmark (mean over runs with the same label)", fontsize=10)
-    fig.tight_layout()
+    handles, names = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="upper right", fontsize=8, ncol=len(labels))
+    fig.tight_layout(rect=(0, 0, 1, 0.97))
     return _png(fig)
 
 

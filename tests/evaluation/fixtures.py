@@ -27,7 +27,7 @@ def write_dataset(
         if i < 2:
             xy[3] = np.nan
         coords[key] = xy
-        rows += [f"{key},{name},{x:.3f},{y:.3f}" for name, (x, y) in zip(LANDMARKS, xy) if np.isfinite(x)]
+        rows += [f"{key},{name},{x:.3f},{y:.3f}" for name, (x, y) in zip(LANDMARKS, xy, strict=True) if np.isfinite(x)]
     keys = sorted(coords)
     doc = {"name": "tiny", "landmarks": LANDMARKS, "splits": {"train": keys, "val": keys, "test": keys}}
     if spacing_mm is not None:

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from landmark_afl.inference.inputs import collect_inputs, common_root, overlay_name
-from tests.inference.helpers import make_real_folder
+from tests.inference.real_inputs import make_real_folder
 
 
 def test_folder_is_searched_recursively_sorted_and_skips_non_images(tmp_path):

@@ -1,0 +1,47 @@
+"""``landmark-afl compare`` end to end on a tiny phantom (slow: it trains 4 models for one epoch), and resuming."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+
+from landmark_afl.cli import main
+
+
+@pytest.mark.slow
+def test_compare_trains_evaluates_reports_and_resumes(tmp_path, capsys):
+    from landmark_afl.data import generate_phantom
+
+    data = generate_phantom(tmp_path / "phantom", n=12, size=128)
+    out = tmp_path / "cmp"
+    argv = ["compare", "--data", str(data), "--protocols", "high,low", "--seeds", "0", "--epochs", "1",
+            "--out", str(out), "input_size=[64,64]"]  # fmt: skip
+    assert main(argv) == 0
+    names = ["high-baseline-s0", "high-afl-s0", "low-baseline-s0", "low-afl-s0"]
+    for name in names:
+        assert (out / "runs" / name / "checkpoints" / "last.pt").is_file()
+        report = json.loads((out / "evaluations" / name / "report.json").read_text())
+        assert list(report["protocols"]) == [name.split("-")[0]] and report["afl"] == ("afl" in name)
+    rows = list(csv.DictReader((out / "report" / "report.csv").open()))
+    assert [(r["label"], r["protocol"]) for r in rows] == [("baseline", "high"), ("AFL", "high"), ("baseline", "low"),
+                                                           ("AFL", "low")]  # fmt: skip
+    assert (out / "report" / "report.html").is_file() and (out / "report" / "per_run.md").is_file()
+    assert (out / "evaluations" / "high-afl-s0" / "difficulty.png").is_file()
+
+    # resuming: nothing is trained or evaluated again
+    stamps = {p: p.stat().st_mtime_ns for p in out.glob("*/*/checkpoints/last.pt")}
+    stamps.update({p: p.stat().st_mtime_ns for p in out.glob("evaluations/*/report.json")})
+    capsys.readouterr()
+    assert main(argv) == 0
+    log = capsys.readouterr().out
+    assert log.count("already") == 8
+    assert all(p.stat().st_mtime_ns == t for p, t in stamps.items())
+
+    # other settings in the same folder are refused
+    assert main([*argv[:-1], "input_size=[96,96]"]) == 2
+    assert "other settings" in capsys.readouterr().err
+    # one more epoch resumes the runs and redoes their evaluations
+    assert main([*argv[:8], "2", *argv[9:]]) == 0
+    assert all(p.stat().st_mtime_ns != t for p, t in stamps.items())
