@@ -37,7 +37,7 @@ class TrainConfig:
     # model and loss
     encoder: str = "resnet18"
     encoder_weights: str | None = None
-    loss: str = "mse"
+    loss: str = "wmse"  # foreground-weighted MSE: see losses/heatmap.py
     sigma: float = 3.0  # target Gaussian, heatmap pixels
     detect_threshold: float = 0.5  # peak response that counts as detected (target peak = 1)
     # AFL

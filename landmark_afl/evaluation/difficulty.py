@@ -100,7 +100,7 @@ def plot_difficulty(per_image: dict, out_png: Path, n_track: int = 3) -> bool:
     for label, img, color in tracked:
         epochs = np.array(sorted(per_image[img]))
         scores = np.array([per_image[img][e][0] for e in epochs])
-        ax.plot(epochs, scores, color=color, alpha=0.3, linewidth=1)
+        ax.plot(epochs, scores, color=color, alpha=0.3, linewidth=1, marker="o", markersize=3)
         ax.plot(epochs, _smooth(scores, 3), color=color, linewidth=2, label=f"{label}: {img}")
     ax.set_xlabel("epoch")
     ax.set_ylabel("difficulty score sigmoid(-critic)")

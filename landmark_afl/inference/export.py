@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import warnings
 from pathlib import Path
 
 import torch
@@ -65,7 +66,11 @@ def export_onnx(run, out: str | Path, opset: int = DEFAULT_OPSET, check: bool = 
     h, w = task.codec.input_size
     example = torch.zeros(1, 1, h, w)
     tmp = out.with_name(f".{out.name}.tmp")
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        # GroupNorm's batch-size check is traced as a constant (harmless: it only raises in training), and the
+        # TorchScript exporter announces its deprecation; neither concerns the user of this command.
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
         torch.onnx.export(
             net,
             (example,),

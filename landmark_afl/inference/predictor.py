@@ -214,7 +214,7 @@ def run_predict(
     loader = make_loader(dataset, options.batch_size, options.workers, pin_memory=device_is_cuda)
     writer = OutputWriter(ctx.part_dir(out_dir), header)
     start = time.perf_counter()
-    with _progress(console, options.progress and ctx.is_main, len(mine)) as advance:
+    with _Progress(console, options.progress and ctx.is_main, len(mine)) as advance:
         for batch in loader:
             if batch["images"] is not None:
                 xy_input, peaks = engine(batch["images"])
@@ -265,7 +265,7 @@ def _overlay(write_overlay, record, xy, peaks, threshold, landmarks, protocol, o
             console.print(f"[yellow]warning:[/yellow] overlay of {record['path']} not written: {err}")
 
 
-class _progress:
+class _Progress:
     """A rich progress bar with images/s and ETA, or nothing (returns a no-op ``advance``)."""
 
     def __init__(self, console, enabled: bool, total: int) -> None:

@@ -96,10 +96,8 @@ def collate_records(items: list[dict]) -> dict:
 
 
 def _worker_init(_: int) -> None:
-    # one thread per worker: the workers together, not each of them, should fill the cores
-    import cv2
-
-    cv2.setNumThreads(1)
+    # One torch thread per worker: the workers together, not each of them, should fill the cores. OpenCV's thread
+    # count is left alone: cv2.setNumThreads in a forked child deadlocks when the parent had used OpenCV's pool.
     torch.set_num_threads(1)
 
 

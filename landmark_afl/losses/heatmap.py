@@ -38,6 +38,20 @@ def mse_loss(pred: torch.Tensor, target: torch.Tensor, reduction: str = "sample"
     return _reduce((pred.float() - target) ** 2, reduction)
 
 
+def weighted_mse_loss(
+    pred: torch.Tensor, target: torch.Tensor, reduction: str = "sample", fg_weight: float = 10.0
+) -> torch.Tensor:
+    """Foreground-weighted squared error ``(1 + fg_weight * target) * (pred - target)^2`` on the raw output.
+
+    A Gaussian of sigma 3 px covers well under 1 % of a 256 x 256 map, so plain MSE is dominated by the background
+    and a network trained from scratch first learns to predict zeros everywhere; weighting the pixels by the target
+    (in the spirit of the weight map of the Adaptive Wing loss, Wang et al., ICCV 2019) makes the peaks count from
+    the first steps. With fg_weight = 0 it is ``mse_loss``.
+    """
+    _check(pred, target)
+    return _reduce((1 + fg_weight * target) * (pred.float() - target) ** 2, reduction)
+
+
 def l1_loss(pred: torch.Tensor, target: torch.Tensor, reduction: str = "sample") -> torch.Tensor:
     """Mean absolute error ``|pred - target|`` on the raw output."""
     _check(pred, target)
@@ -79,6 +93,7 @@ def dice_loss(pred: torch.Tensor, target: torch.Tensor, reduction: str = "sample
 
 HEATMAP_LOSSES = {
     "mse": (mse_loss, "identity"),
+    "wmse": (weighted_mse_loss, "identity"),
     "l1": (l1_loss, "identity"),
     "bce": (bce_loss, "sigmoid"),
     "dice": (dice_loss, "sigmoid"),

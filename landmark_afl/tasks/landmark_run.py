@@ -38,8 +38,12 @@ def resolve_data_dir(cfg: TrainConfig) -> Path:
 
 def build_task(cfg: TrainConfig, num_landmarks: int) -> LandmarkTask:
     check_input_size(cfg.input_size)
+    loss = HeatmapLoss(cfg.loss)
+    head_bias = -2.19 if loss.activation == "sigmoid" else 0.0  # sigmoid(-2.19) = 0.1, CenterNet's prior
     model = build_model(
-        ModelConfig(encoder=cfg.encoder, num_landmarks=num_landmarks, encoder_weights=cfg.encoder_weights)
+        ModelConfig(
+            encoder=cfg.encoder, num_landmarks=num_landmarks, encoder_weights=cfg.encoder_weights, head_bias=head_bias
+        )
     )
     codec = GaussianHeatmapCodec(cfg.input_size, sigma=cfg.sigma)
     afl = None
@@ -53,7 +57,7 @@ def build_task(cfg: TrainConfig, num_landmarks: int) -> LandmarkTask:
             critic_steps=cfg.critic_steps,
             critic_drift=cfg.critic_drift,
         )
-    return LandmarkTask(model, codec, HeatmapLoss(cfg.loss), afl=afl, detect_threshold=cfg.detect_threshold)
+    return LandmarkTask(model, codec, loss, afl=afl, detect_threshold=cfg.detect_threshold)
 
 
 @dataclass

@@ -29,7 +29,18 @@ def real(tmp_path_factory):
 def test_good_files_get_results_broken_ones_errors_and_a_second_run_does_nothing(real, capsys):
     root, run, good, broken = real
     out = root / "out"
-    argv = ["predict", str(run), str(root / "in"), "--out", str(out), "--workers", "2", "--batch-size", "3", "--no-progress"]
+    argv = [
+        "predict",
+        str(run),
+        str(root / "in"),
+        "--out",
+        str(out),
+        "--workers",
+        "2",
+        "--batch-size",
+        "3",
+        "--no-progress",
+    ]
     assert main(argv) == 3  # some files failed
     results, errors = _csv(out / "results.csv"), _csv(out / "errors.csv")
     assert [r["path"] for r in results] == [str(p) for p in good]  # sorted by path
@@ -50,7 +61,9 @@ def test_good_files_get_results_broken_ones_errors_and_a_second_run_does_nothing
     assert cr["sop_instance_uid"] == ds.SOPInstanceUID and cr["study_instance_uid"] == ds.StudyInstanceUID
     assert (int(cr["rows"]), int(cr["cols"])) == (ds.Rows, ds.Columns)
     for name in LANDMARKS:  # mm = px * spacing (x with the column spacing)
-        assert float(cr[f"{name}_x_mm"]) == pytest.approx(float(cr[f"{name}_x"]) * float(ds.ImagerPixelSpacing[1]), abs=1e-3)
+        assert float(cr[f"{name}_x_mm"]) == pytest.approx(
+            float(cr[f"{name}_x"]) * float(ds.ImagerPixelSpacing[1]), abs=1e-3
+        )
         assert cr[f"{name}_present"] == str(int(float(cr[f"{name}_peak"]) >= 0.5))
     jpg = by_name["001.jpg"]
     assert jpg["spacing_source"] == "none" and jpg[f"{LANDMARKS[0]}_x_mm"] == "" and jpg["sop_instance_uid"] == ""
@@ -88,8 +101,8 @@ def test_order_and_values_do_not_depend_on_workers_or_batch(real):
     rows = {}
     for workers, batch in ((0, 1), (2, 4)):
         out = root / f"out_w{workers}"
-        main(["predict", str(run), str(root / "in"), "--out", str(out), "--workers", str(workers), "--batch-size", str(batch),
-              "--no-progress"])  # fmt: skip
+        flags = ["--workers", str(workers), "--batch-size", str(batch), "--no-progress"]
+        main(["predict", str(run), str(root / "in"), "--out", str(out), *flags])
         rows[workers] = _csv(out / "results.csv")
     assert [r["path"] for r in rows[0]] == [r["path"] for r in rows[2]]
     cols = [c for c in rows[0][0] if c.endswith(("_x", "_y"))]
@@ -109,7 +122,10 @@ def test_keep_phi_writes_patient_fields_and_overlays(real):
 
     overlay = cv2.imread(str(out / "overlays" / "MR_small.dcm.png"))
     assert overlay is not None and overlay.shape == (64, 64, 3)
-    assert (overlay[..., 0] != overlay[..., 1]).any()  # coloured marks drawn on the grey image
+    coloured = overlay.max(-1) != overlay.min(-1)  # marks and labels are drawn in colour on the grey image
+    assert coloured.any()
+    x, y = round(float(row["nasion_x"])), round(float(row["nasion_y"]))
+    assert coloured[max(0, y - 4) : y + 5, max(0, x - 4) : x + 5].any()  # a mark at a predicted landmark
 
 
 def test_usage_errors_exit_2(real, tmp_path):
@@ -121,4 +137,6 @@ def test_usage_errors_exit_2(real, tmp_path):
     assert main(["predict", str(run), str(root / "in"), *base, "--protocol", "no_such_protocol"]) == 2
     good = root / "in" / "mr" / "MR_small.dcm"
     assert main(["predict", str(run), str(good), *base]) == 0
-    assert main(["predict", str(run), str(good), *base, "--threshold", "0.9"]) == 2  # OUT was made with another threshold
+    assert (
+        main(["predict", str(run), str(good), *base, "--threshold", "0.9"]) == 2
+    )  # OUT was made with another threshold

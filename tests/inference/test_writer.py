@@ -37,7 +37,10 @@ def test_rows_append_and_resume_reads_results_and_errors(tmp_path):
     _write(tmp_path, ["/a", "/b"], errors=["/c"])
     _write(tmp_path, ["/d"])  # a second writer appends, the header is written once
     assert _rows(tmp_path / RESULTS_CSV) == [HEADER, ["/a", "2"], ["/b", "2"], ["/d", "2"]]
-    assert _rows(tmp_path / ERRORS_CSV) == [["path", "error_type", "message"], ["/c", "ImageReadError", "/c: broken, really"]]
+    assert _rows(tmp_path / ERRORS_CSV) == [
+        ["path", "error_type", "message"],
+        ["/c", "ImageReadError", "/c: broken, really"],
+    ]
     assert done_paths(tmp_path) == {"/a", "/b", "/c", "/d"}
 
 

@@ -38,3 +38,12 @@ def test_unknown_loss_and_shape_mismatch():
         HeatmapLoss("mse2")
     with pytest.raises(ValueError, match=r"\(2, 3, 5, 5\)"):
         mse_loss(torch.zeros(2, 3, 5, 5), torch.zeros(2, 3, 4, 5))
+
+
+def test_weighted_mse_reduces_to_mse_and_weights_the_peaks():
+    from landmark_afl.losses.heatmap import weighted_mse_loss
+
+    pred, target = torch.randn(2, 3, 5, 5), torch.rand(2, 3, 5, 5)
+    torch.testing.assert_close(weighted_mse_loss(pred, target, "none", fg_weight=0.0), mse_loss(pred, target, "none"))
+    expected = ((1 + 10.0 * target) * (pred - target) ** 2).flatten(1).mean(1)
+    torch.testing.assert_close(weighted_mse_loss(pred, target, "sample"), expected)

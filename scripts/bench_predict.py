@@ -1,0 +1,173 @@
+# Run: python scripts/bench_predict.py --size 256 --images 48 --batch-size 8 --workers 1 --threads 1 --out b.json
+"""End-to-end ``predict`` throughput against the pure forward rate, per engine; peak RSS for 100 / 2000 images.
+
+Setting (state it with the figures): a randomly initialised FPN (the run's encoder, resnet18 by default; weights do
+not change the cost) at ``--size`` px input; synthetic 16-bit PNG radiograph-like images already at that size, so the
+letterbox resize is trivial and compute dominates; the run's protocol ("high"). Forward rate = ``engine.heatmaps`` on
+a ready [B, 1, S, S] tensor (median of repeats); end-to-end = images / seconds of the predict loop (DataLoader workers
+reading + preprocessing, forward, decode, CSV/JSONL rows and fsync), over the same batch size. Peak RSS: the predict
+command in a subprocess over 100 and 2000 images (64 px files, 64 px input), main process and largest worker. The
+input files are generated once into a temporary folder. Prints a table and writes JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+import yaml
+
+from landmark_afl.engine.checkpoint import save_checkpoint
+from landmark_afl.engine.config import TrainConfig, config_to_dict, update_config
+from landmark_afl.tasks.landmark_run import build_task, load_trained_run
+
+LANDMARKS = [f"l{i:02d}" for i in range(19)]
+
+
+def make_run(run_dir: Path, size: int, encoder: str) -> Path:
+    """A run folder with a randomly initialised model (the layout `landmark-afl train` writes)."""
+    cfg = update_config(TrainConfig(), {"input_size": (size, size), "encoder": encoder, "seed": 0})
+    torch.manual_seed(0)
+    task = build_task(cfg, len(LANDMARKS))
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
+    state = {
+        "task": task.state_dict(), "task_extra": task.extra_state(), "epoch": 1, "step": 1, "metrics": {},
+        "config": config_to_dict(cfg), "landmarks": LANDMARKS, "dataset_name": "bench", "data_dir": "",
+        "protocol": cfg.protocol, "codec": task.codec.config(), "loss_activation": task.loss.activation,
+        "spacing_fallback": None,
+    }  # fmt: skip
+    for name in ("best", "last"):
+        save_checkpoint(run_dir / "checkpoints" / f"{name}.pt", state)
+    return run_dir
+
+
+def make_images(folder: Path, n: int, size: int, seed: int = 0) -> Path:
+    """``n`` smooth 16-bit PNGs of size x size (written once; reused when present)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    base = cv2.GaussianBlur(rng.random((size, size), dtype=np.float32), (0, 0), size / 16)
+    for i in range(n):
+        path = folder / f"img_{i:05d}.png"
+        if not path.exists():
+            noise = rng.normal(0, 0.02, (size, size)).astype(np.float32)
+            img = np.clip((base - base.min()) / (np.ptp(base) + 1e-6) + noise, 0, 1)
+            cv2.imwrite(str(path), (img * 65535).astype(np.uint16))
+    return folder
+
+
+def forward_rate(engine, batch: int, size: int, repeats: int) -> float:
+    images = torch.rand(batch, 1, size, size)
+    engine.heatmaps(images)  # warm-up
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        engine.heatmaps(images)
+        times.append(time.perf_counter() - t)
+    return batch / statistics.median(times)
+
+
+def end_to_end(run, engine, paths, out: Path, batch: int, workers: int) -> dict:
+    from landmark_afl.inference.predictor import PredictOptions, run_predict
+    from landmark_afl.protocols import load_protocol
+
+    protocol = load_protocol(run.protocol)
+    options = PredictOptions(batch_size=batch, workers=workers, progress=False)
+    t = time.perf_counter()
+    summary = run_predict(paths, out, run, engine, protocol, options)
+    wall = time.perf_counter() - t
+    assert summary.failed == 0 and summary.processed == len(paths), summary
+    return {"images": len(paths), "loop_s": summary.seconds, "wall_s": wall, "images_per_s": summary.images_per_second}
+
+
+def peak_rss(run_dir: Path, folder: Path, out: Path, batch: int, workers: int, threads: int) -> dict:
+    code = (
+        "import json, resource, sys\n"
+        "from landmark_afl.cli import main\n"
+        "rc = main(sys.argv[1:])\n"
+        "ru = resource.getrusage\n"
+        "print(json.dumps({'rc': rc, 'main_mb': ru(resource.RUSAGE_SELF).ru_maxrss / 1024,"
+        " 'worker_mb': ru(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}))\n"
+    )
+    argv = ["predict", str(run_dir), str(folder), "--out", str(out), "--batch-size", str(batch),
+            "--workers", str(workers), "--no-progress"]  # fmt: skip
+    t = time.perf_counter()
+    env = {**os.environ, **({"OMP_NUM_THREADS": str(threads)} if threads else {})}
+    proc = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, check=True, env=env)
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    result["wall_s"] = time.perf_counter() - t
+    return result
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--size", type=int, default=256, help="input size (px) of the throughput model and images")
+    p.add_argument("--encoder", default="resnet18")
+    p.add_argument("--images", type=int, default=64, help="images for the end-to-end throughput")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--threads", type=int, default=0, help="main-process threads (0 = default)")
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--engines", default="torch,onnx")
+    p.add_argument("--rss-counts", default="100,2000", help="image counts for the peak-RSS runs ('' = skip)")
+    p.add_argument("--work-dir", help="where the generated inputs live (default: a temporary folder)")
+    p.add_argument("--out", default="bench_predict.json")
+    args = p.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    from landmark_afl.inference.engines import OnnxEngine, TorchEngine
+    from landmark_afl.inference.export import export_onnx
+    from landmark_afl.inference.inputs import collect_inputs
+
+    work = Path(args.work_dir or tempfile.mkdtemp(prefix="bench_predict_"))
+    run_dir = make_run(work / f"run_{args.encoder}_{args.size}", args.size, args.encoder)
+    run = load_trained_run(run_dir)
+    paths = collect_inputs(make_images(work / f"images_{args.size}", args.images, args.size))
+    report = {
+        "setting": {
+            "encoder": args.encoder, "input_size": args.size, "image_size": args.size, "images": args.images,
+            "batch_size": args.batch_size, "workers": args.workers, "main_threads": torch.get_num_threads(),
+            "protocol": run.protocol, "cpu_count": os.cpu_count(), "machine": platform.machine(),
+            "torch": torch.__version__, "cuda": torch.cuda.is_available(),
+        },
+        "engines": {},
+    }  # fmt: skip
+    for name in [e for e in args.engines.split(",") if e]:
+        if name == "torch":
+            engine = TorchEngine(run.task)
+        else:
+            engine = OnnxEngine(export_onnx(run, work / "model.onnx"), threads=args.threads)
+        fwd = forward_rate(engine, args.batch_size, args.size, args.repeats)
+        e2e = end_to_end(run, engine, paths, work / f"out_{name}_{time.time_ns()}", args.batch_size, args.workers)
+        report["engines"][name] = {"forward_images_per_s": fwd, **e2e, "ratio": e2e["images_per_s"] / fwd}
+        rate = e2e["images_per_s"]
+        print(f"{name:5s}  forward {fwd:7.1f} img/s   end-to-end {rate:7.1f} img/s   ratio {rate / fwd:.2f}   "
+              f"({e2e['images']} images, loop {e2e['loop_s']:.1f} s)")  # fmt: skip
+    counts = [int(c) for c in args.rss_counts.split(",") if c]
+    if counts:
+        small_run = make_run(work / f"run_{args.encoder}_64", 64, args.encoder)
+        report["peak_rss"] = {}
+        for n in counts:
+            folder = make_images(work / f"images_64_{n}", n, 64)
+            out = work / f"out_rss_{n}_{time.time_ns()}"
+            rss = peak_rss(small_run, folder, out, args.batch_size, args.workers, args.threads)
+            report["peak_rss"][str(n)] = rss
+            print(f"peak RSS, {n:5d} images (64 px): main {rss['main_mb']:.0f} MB, largest worker "
+                  f"{rss['worker_mb']:.0f} MB, {rss['wall_s']:.1f} s")  # fmt: skip
+    Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,86 @@
+"""The ONNX engine against the torch engine (the reference), and the export command."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+
+from landmark_afl.cli import main
+from landmark_afl.inference.engines import OnnxEngine, TorchEngine, read_onnx_metadata
+from landmark_afl.inference.export import export_onnx
+from landmark_afl.inference.stream import InferenceSet, collate_records
+from landmark_afl.protocols import load_protocol
+from landmark_afl.tasks.landmark_run import load_trained_run
+from tests.inference.real_inputs import LANDMARKS, make_real_folder, make_run
+
+pytest.importorskip("onnxruntime")
+
+# Stated tolerance of the ONNX engine against PyTorch: heatmaps within 1e-4 (float32 kernels differ in summation
+# order), landmarks within 0.01 network-input pixel, peaks within 1e-4.
+XY_TOL, MAP_TOL = 0.01, 1e-4
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    root = tmp_path_factory.mktemp("onnx")
+    run = load_trained_run(make_run(root))
+    return root, run, export_onnx(run, root / "model.onnx")
+
+
+def test_onnx_matches_torch_on_real_images_with_a_dynamic_batch(exported):
+    root, run, path = exported
+    good, _ = make_real_folder(root / "in")
+    items = [InferenceSet(good, load_protocol(run.protocol), run.codec.input_size)[i] for i in range(len(good))]
+    images = collate_records(items)["images"]
+    assert images.shape[0] == len(good) == 7  # not the batch size 1 of the export example
+    torch_engine, onnx_engine = TorchEngine(run.task), OnnxEngine(path)
+    np.testing.assert_allclose(
+        onnx_engine.heatmaps(images).numpy(), torch_engine.heatmaps(images).numpy(), atol=MAP_TOL
+    )
+    xy_t, peak_t = torch_engine(images)
+    xy_o, peak_o = onnx_engine(images)
+    assert xy_o.shape == (7, len(LANDMARKS), 2)
+    np.testing.assert_allclose(xy_o, xy_t, atol=XY_TOL)
+    np.testing.assert_allclose(peak_o, peak_t, atol=MAP_TOL)
+
+
+def test_metadata_names_the_checkpoint_and_codec(exported):
+    _, run, path = exported
+    meta = read_onnx_metadata(path)
+    assert meta["landmarks"] == LANDMARKS and meta["codec"] == run.codec.config()
+    assert meta["protocol"] == run.protocol and meta["checkpoint"] == str(run.checkpoint)
+
+
+def test_predict_engine_onnx_gives_the_torch_results(exported, tmp_path):
+    root, run, _ = exported
+    mr = root / "in" / "mr" / "MR_small.dcm"
+    listing = tmp_path / "list.txt"
+    listing.write_text(f"{mr}\n{root / 'in' / 'isbi' / '001.jpg'}\n")
+    rows = {}
+    for engine in ("torch", "onnx"):
+        out = tmp_path / engine
+        assert main(["predict", str(run.run_dir), str(listing), "--out", str(out), "--engine", engine,
+                     "--workers", "0", "--no-progress"]) == 0  # fmt: skip
+        with (out / "results.csv").open(newline="") as f:
+            rows[engine] = list(csv.DictReader(f))
+    assert (tmp_path / "onnx" / "model-best.onnx").is_file()  # exported on the fly into OUT
+    for a, b in zip(rows["torch"], rows["onnx"], strict=True):
+        for name in LANDMARKS:
+            scale = int(a["cols"]) / run.codec.input_size[1]  # input px -> original px
+            assert abs(float(a[f"{name}_x"]) - float(b[f"{name}_x"])) <= XY_TOL * scale + 1e-3
+            assert abs(float(a[f"{name}_y"]) - float(b[f"{name}_y"])) <= XY_TOL * scale * 2 + 1e-3
+
+
+def test_export_command_and_a_foreign_onnx_file_is_refused(exported, tmp_path):
+    root, run, _ = exported
+    out = tmp_path / "cli.onnx"
+    assert main(["export", str(run.run_dir), "--onnx", str(out)]) == 0
+    assert read_onnx_metadata(out)["checkpoint_sha256"] == read_onnx_metadata(root / "model.onnx")["checkpoint_sha256"]
+    from tests.run_fixture import make_untrained_run
+
+    other = make_untrained_run(tmp_path / "other_run", LANDMARKS, seed=5)
+    mr = root / "in" / "mr" / "MR_small.dcm"
+    argv = ["predict", str(other), str(mr), "--out", str(tmp_path / "o"), "--engine", "onnx", "--onnx", str(out)]
+    assert main(argv) == 2  # the ONNX file was exported from another checkpoint
