@@ -111,6 +111,7 @@ def build_training(cfg: TrainConfig) -> LandmarkTraining:
         "dataset_name": dataset.name,
         "data_dir": str(data_dir),
         "protocol": protocol.name,
+        "protocol_spec": protocol.to_dict(),
         "codec": task.codec.config(),
         "loss_activation": task.loss.activation,
         "spacing_fallback": list(dataset.spacing_mm) if dataset.spacing_mm else None,
