@@ -86,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from landmark_afl.engine.checkpoint import CheckpointError, load_checkpoint
-    from landmark_afl.engine.config import ConfigError, config_to_dict
+    from landmark_afl.engine.config import ConfigError, config_to_dict, sub_config
     from landmark_afl.engine.trainer import NonFiniteLossError, OptimConfig, Trainer
     from landmark_afl.evaluation.difficulty import write_difficulty_report
     from landmark_afl.tasks.landmark_run import build_training, check_compatible, resolve_device
@@ -101,11 +101,7 @@ def run(args: argparse.Namespace) -> int:
     except (ConfigError, ValueError, FileNotFoundError) as err:
         raise UsageError(str(err)) from err
     _write_yaml_atomic(run_dir / "config.yaml", config_to_dict(cfg))
-    optim = OptimConfig(
-        epochs=cfg.epochs, lr=cfg.lr, weight_decay=cfg.weight_decay, schedule=cfg.schedule,
-        warmup_epochs=cfg.warmup_epochs, step_epochs=cfg.step_epochs, step_gamma=cfg.step_gamma,
-        grad_clip=cfg.grad_clip, seed=cfg.seed, amp=cfg.amp, log_every=cfg.log_every,
-    )  # fmt: skip
+    optim = sub_config(OptimConfig, cfg)
     trainer = Trainer(
         training.task, training.train_loader, training.val_loader, optim, run_dir, device, training.run_meta
     )
@@ -137,8 +133,13 @@ def run(args: argparse.Namespace) -> int:
 def _print_summary(console, run_dir: Path, best: dict) -> None:
     present = best.get("val_present", 0)
     fn = best.get("val_false_negatives", 0)
-    mre = best.get("val_mre_mm")
-    mre_txt = f"{mre:.2f} mm" if mre is not None else f"{best.get('val_mre_px', float('nan')):.2f} px (no spacing)"
+    mre, mre_px = best.get("val_mre_mm"), best.get("val_mre_px")
+    if mre is not None:
+        mre_txt = f"{mre:.2f} mm"
+    elif mre_px is not None:
+        mre_txt = f"{mre_px:.2f} px (no spacing known)"
+    else:
+        mre_txt = "n/a (no landmark detected yet: train longer, or lower detect_threshold)"
     sdr = ", ".join(f"{r} mm {best.get(f'val_sdr_{r}mm') or 0:.1f} %" for r in ("2", "2.5", "3", "4"))
     console.print(
         f"[bold]validation (best epoch {best.get('epoch')}):[/bold] false negatives {fn} / {present} present landmarks "

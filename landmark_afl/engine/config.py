@@ -16,6 +16,12 @@ from pathlib import Path
 
 import yaml
 
+from landmark_afl.afl.loss import AFLConfig
+from landmark_afl.engine.trainer import OptimConfig
+
+_AFL = AFLConfig()
+_OPTIM = OptimConfig(epochs=12)
+
 
 class ConfigError(ValueError):
     """A configuration key or value is wrong; the message names it and the valid choices."""
@@ -42,25 +48,25 @@ class TrainConfig:
     detect_threshold: float = 0.5  # peak response that counts as detected (target peak = 1)
     # AFL
     afl: bool = True
-    afl_threshold: float = 0.5
-    critic_lr: float = 1e-4
-    critic_beta1: float = 0.5
-    critic_beta2: float = 0.9
-    gp_lambda: float = 10.0
-    critic_steps: int = 1
-    critic_drift: float = 0.0
+    afl_threshold: float = _AFL.threshold  # the AFL settings are documented in landmark_afl/afl/loss.py
+    critic_lr: float = _AFL.critic_lr
+    critic_beta1: float = _AFL.critic_beta1
+    critic_beta2: float = _AFL.critic_beta2
+    gp_lambda: float = _AFL.gp_lambda
+    critic_steps: int = _AFL.critic_steps
+    critic_drift: float = _AFL.critic_drift
     # optimisation
-    epochs: int = 12
+    epochs: int = _OPTIM.epochs
     batch_size: int = 4
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    schedule: str = "cosine"  # "cosine" (with linear warm-up) or "step"
-    warmup_epochs: float = 0.5
-    step_epochs: int = 10  # "step": multiply the lr by step_gamma every step_epochs
-    step_gamma: float = 0.1
-    grad_clip: float = 5.0  # max gradient norm; 0 = off
-    seed: int = 0
-    amp: str = "auto"  # "auto" (bf16 autocast on CUDA), "off", "bf16", "fp16"
+    lr: float = _OPTIM.lr
+    weight_decay: float = _OPTIM.weight_decay
+    schedule: str = _OPTIM.schedule  # "cosine" (with linear warm-up) or "step"
+    warmup_epochs: float = _OPTIM.warmup_epochs
+    step_epochs: int = _OPTIM.step_epochs  # "step": multiply the lr by step_gamma every step_epochs
+    step_gamma: float = _OPTIM.step_gamma
+    grad_clip: float = _OPTIM.grad_clip  # max gradient norm; 0 = off
+    seed: int = _OPTIM.seed
+    amp: str = _OPTIM.amp  # "auto" (bf16 autocast on CUDA), "off", "bf16", "fp16"
     device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1", ...
     num_workers: int = 0
     # augmentation
@@ -72,7 +78,12 @@ class TrainConfig:
     aug_noise: float = 0.02
     aug_flip: float = 0.5
     # logging
-    log_every: int = 20
+    log_every: int = _OPTIM.log_every
+
+
+def sub_config(cls, cfg, **renames):
+    """An instance of dataclass ``cls`` filled from the same-named fields of ``cfg`` (``field="cfg_key"`` renames)."""
+    return cls(**{f.name: getattr(cfg, renames.get(f.name, f.name)) for f in fields(cls)})
 
 
 def config_to_dict(cfg) -> dict:

@@ -28,7 +28,10 @@ def _png(fig) -> bytes:
     return buf.getvalue()
 
 
-def _pooled(entries: Sequence[tuple[str, dict]]) -> tuple[list[str], list[str], dict[tuple[str, str], list[dict]]]:
+def pool_by_label(
+    entries: Sequence[tuple[str, dict]],
+) -> tuple[list[str], list[str], dict[tuple[str, str], list[dict]]]:
+    """(labels in order, protocols in order, {(protocol, label): [report entries]}) of (label, report.json) pairs."""
     labels, protocols, groups = [], [], {}
     for label, report in entries:
         if label not in labels:
@@ -43,7 +46,7 @@ def _pooled(entries: Sequence[tuple[str, dict]]) -> tuple[list[str], list[str], 
 def false_negatives_per_landmark_png(entries: Sequence[tuple[str, dict]]) -> bytes:
     """Grouped bars: mean false negatives of each landmark, one bar per label, one panel per protocol."""
     plt = _pyplot()
-    labels, protocols, groups = _pooled(entries)
+    labels, protocols, groups = pool_by_label(entries)
     landmarks = entries[0][1]["landmarks"]
     k = len(landmarks)
     fig, axes = plt.subplots(len(protocols), 1, figsize=(max(8.0, 0.28 * k * max(1, len(labels)) ** 0.5 + 2), 2.6 *
@@ -74,7 +77,7 @@ def false_negatives_per_landmark_png(entries: Sequence[tuple[str, dict]]) -> byt
 def threshold_curves_png(entries: Sequence[tuple[str, dict]], threshold: float | None = None) -> bytes:
     """False negatives (solid) and false positives (dashed) against the threshold, one panel per protocol."""
     plt = _pyplot()
-    labels, protocols, groups = _pooled(entries)
+    labels, protocols, groups = pool_by_label(entries)
     cols = min(2, len(protocols))
     rows = int(np.ceil(len(protocols) / cols))
     fig, axes = plt.subplots(rows, cols, figsize=(5.2 * cols, 3.4 * rows), dpi=100, squeeze=False)

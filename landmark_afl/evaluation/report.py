@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from landmark_afl.evaluation.evaluator import Evaluation, summarize_result
+from landmark_afl.evaluation.plots import pool_by_label
 from landmark_afl.evaluation.sweep import DEFAULT_THRESHOLDS, threshold_sweep
 
 REPORT_FORMAT = "landmark-afl-evaluation"
@@ -231,16 +232,7 @@ def side_by_side(entries: Sequence[tuple[str, dict]]) -> list[dict]:
     ``100 * (FN - FN_ref) / FN_ref`` with FN_ref the (mean) false negatives of the first label under the same
     protocol; None for that first label itself and when FN_ref is 0 (unless FN is 0 too: then 0).
     """
-    groups: dict[tuple[str, str], list[dict]] = {}
-    protocols: list[str] = []
-    labels: list[str] = []
-    for label, report in entries:
-        if label not in labels:
-            labels.append(label)
-        for name, entry in report["protocols"].items():
-            if name not in protocols:
-                protocols.append(name)
-            groups.setdefault((name, label), []).append(entry)
+    labels, protocols, groups = pool_by_label(entries)
     rows = []
     for name in protocols:
         ref = None

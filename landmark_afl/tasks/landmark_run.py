@@ -11,7 +11,7 @@ from torch.utils.data import DataLoader
 from landmark_afl.afl import AFLConfig
 from landmark_afl.codecs import GaussianHeatmapCodec
 from landmark_afl.engine.checkpoint import CheckpointError, load_checkpoint
-from landmark_afl.engine.config import TrainConfig, config_to_dict, update_config
+from landmark_afl.engine.config import TrainConfig, config_to_dict, sub_config, update_config
 from landmark_afl.losses import HeatmapLoss
 from landmark_afl.models import ModelConfig, build_model
 from landmark_afl.models.fpn import check_input_size
@@ -46,17 +46,7 @@ def build_task(cfg: TrainConfig, num_landmarks: int) -> LandmarkTask:
         )
     )
     codec = GaussianHeatmapCodec(cfg.input_size, sigma=cfg.sigma)
-    afl = None
-    if cfg.afl:
-        afl = AFLConfig(
-            threshold=cfg.afl_threshold,
-            critic_lr=cfg.critic_lr,
-            critic_beta1=cfg.critic_beta1,
-            critic_beta2=cfg.critic_beta2,
-            gp_lambda=cfg.gp_lambda,
-            critic_steps=cfg.critic_steps,
-            critic_drift=cfg.critic_drift,
-        )
+    afl = sub_config(AFLConfig, cfg, threshold="afl_threshold") if cfg.afl else None
     return LandmarkTask(model, codec, loss, afl=afl, detect_threshold=cfg.detect_threshold)
 
 
