@@ -16,8 +16,14 @@ from landmark_afl.engine.config import TrainConfig, config_to_dict, update_confi
 from landmark_afl.tasks.landmark_run import build_task
 
 
-def make_untrained_run(run_dir: Path, landmarks: list[str], protocol: str = "high", seed: int = 0, **overrides) -> Path:
-    """Write a run folder whose checkpoints hold a freshly initialised model for ``landmarks``."""
+def make_untrained_run(
+    run_dir: Path, landmarks: list[str], protocol: str = "high", seed: int = 0, protocol_spec=None, **overrides
+) -> Path:
+    """Write a run folder whose checkpoints hold a freshly initialised model for ``landmarks``.
+
+    ``protocol_spec`` (``Protocol.to_dict()``) is what a real run stores; None stands for an older checkpoint
+    without it, whose protocol is then looked up by name.
+    """
     values = {"input_size": (64, 64), "protocol": protocol, "seed": seed, **overrides}
     cfg = update_config(TrainConfig(), values)
     torch.manual_seed(seed)
@@ -36,6 +42,7 @@ def make_untrained_run(run_dir: Path, landmarks: list[str], protocol: str = "hig
         "dataset_name": "test",
         "data_dir": "",
         "protocol": protocol,
+        "protocol_spec": protocol_spec,
         "codec": task.codec.config(),
         "loss_activation": task.loss.activation,
         "spacing_fallback": None,

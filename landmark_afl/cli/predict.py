@@ -125,7 +125,7 @@ def run_predict_command(args: argparse.Namespace) -> int:
     from landmark_afl.inference.engines import TorchEngine
     from landmark_afl.inference.inputs import collect_inputs, common_root
     from landmark_afl.inference.predictor import PredictOptions, run_predict
-    from landmark_afl.protocols import ProtocolError, load_protocol
+    from landmark_afl.protocols import ProtocolError
     from landmark_afl.tasks.landmark_run import resolve_device
 
     _check_args(args)
@@ -142,7 +142,7 @@ def run_predict_command(args: argparse.Namespace) -> int:
             device = torch.device("cuda", ctx.local_rank)
         run = _load_run(args.run, args.which, device)
         try:
-            protocol = load_protocol(args.protocol or run.protocol)
+            protocol = run.protocol_for(args.protocol)
             paths = collect_inputs(args.input)
         except (ProtocolError, FileNotFoundError, ValueError) as err:
             raise UsageError(str(err)) from err

@@ -158,7 +158,8 @@ def resolve_protocols(spec: str | Sequence[str] | None, default: str) -> list[st
     if not names:
         raise ProtocolError(f"no protocol given ({spec!r}); use all or a comma-separated list of {list_protocols()}")
     for name in names:
-        load_protocol(name)  # validates, with the protocol module's own message
+        if name != default:  # the trained protocol is rebuilt from the checkpoint, not looked up
+            load_protocol(name)  # validates, with the protocol module's own message
     return list(dict.fromkeys(names))
 
 
@@ -209,7 +210,6 @@ def evaluate_run(
         ValueError: the data set's landmarks differ from the run's, or the split is empty.
     """
     from landmark_afl.data import load_dataset
-    from landmark_afl.protocols import load_protocol
     from landmark_afl.tasks.landmark_run import load_trained_run, resolve_device
 
     trained = load_trained_run(run, which=which, device=resolve_device(device))
@@ -231,7 +231,7 @@ def evaluate_run(
     thr = float(trained.task.detect_threshold if threshold is None else threshold)
     results = {}
     for name in names:
-        protocol = load_protocol(name)
+        protocol = trained.protocol_for(name)
         report = None if progress is None else (lambda done, total, p=protocol.name: progress(p, done, total))
         results[protocol.name] = predict_images(trained.task, dataset, images, protocol, batch_size, report)
     from landmark_afl.engine.config import config_to_dict

@@ -125,6 +125,21 @@ class TrainedRun:
     def codec(self) -> GaussianHeatmapCodec:
         return self.task.codec
 
+    def trained_protocol(self):
+        """The protocol exactly as it was when the run trained (saved in the checkpoint), whatever the files say now."""
+        from landmark_afl.protocols import Protocol, load_protocol
+
+        spec = self.state.get("protocol_spec")
+        if spec is None:  # checkpoints written before the spec was saved
+            return load_protocol(self.protocol)
+        return Protocol.from_dict(spec, source=f"{self.checkpoint} (protocol_spec)")
+
+    def protocol_for(self, name: str | None):
+        """``name`` (a protocol name or path), or the trained protocol when None or equal to its name."""
+        from landmark_afl.protocols import load_protocol
+
+        return self.trained_protocol() if name in (None, self.protocol) else load_protocol(name)
+
 
 def find_checkpoint(run: str | Path, which: str = "best") -> Path:
     """``run`` may be a run folder (uses checkpoints/{which}.pt) or a checkpoint file."""
