@@ -73,15 +73,19 @@ class Augmenter:
             )
         if cfg.noise:
             transforms.append(A.GaussNoise(std_range=(0.0, cfg.noise), p=0.5))
-        self.compose = A.Compose(
-            transforms, keypoint_params=A.KeypointParams(format="xy", remove_invisible=False), seed=0
-        )
+        self.compose = None
+        if transforms:
+            self.compose = A.Compose(
+                transforms, keypoint_params=A.KeypointParams(format="xy", remove_invisible=False), seed=0
+            )
 
     def __call__(self, image: np.ndarray, landmarks: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
         rng = np.random.default_rng(seed)
         out = np.full_like(landmarks, np.nan, dtype=np.float64)
         if self.flip_pairs and rng.random() < self.cfg.flip:
             image, landmarks = hflip(image, landmarks, self.flip_pairs)
+        if self.compose is None:
+            return image.astype(np.float32), landmarks.astype(np.float64)
         present = np.isfinite(landmarks).all(1)
         self.compose.set_random_seed(int(rng.integers(2**31)))
         result = self.compose(image=image, keypoints=landmarks[present].astype(np.float32))
