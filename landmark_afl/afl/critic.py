@@ -34,6 +34,11 @@ class TopologyCritic(nn.Module):
         )
         self.head = nn.Linear(c3, 1)
 
+    @property
+    def output_bias(self) -> nn.Parameter:
+        """The bias of the read-out: adding c to it adds c to every score."""
+        return self.head.bias
+
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         if features.ndim != 4 or features.shape[-1] != features.shape[-2]:
             raise ValueError(f"TopologyCritic expects [B, C, K, K] features, got {tuple(features.shape)}")
@@ -53,6 +58,11 @@ class ProbabilityCritic(nn.Module):
         super().__init__()
         self.num_classes = num_classes
         self.net = nn.Sequential(nn.Linear(num_classes, hidden), nn.LeakyReLU(0.2), nn.Linear(hidden, 1))
+
+    @property
+    def output_bias(self) -> nn.Parameter:
+        """The bias of the read-out: adding c to it adds c to every score."""
+        return self.net[-1].bias
 
     def forward(self, probs: torch.Tensor) -> torch.Tensor:
         if probs.ndim != 2 or probs.shape[1] != self.num_classes:

@@ -55,6 +55,7 @@ class TrainConfig:
     gp_lambda: float = _AFL.gp_lambda
     critic_steps: int = _AFL.critic_steps
     critic_drift: float = _AFL.critic_drift
+    critic_center: bool = _AFL.critic_center
     # optimisation
     epochs: int = _OPTIM.epochs
     batch_size: int = 4

@@ -249,7 +249,7 @@ class Trainer:
             writer.add_scalar("train/loss", loss.item(), self.step)
             writer.add_scalar("train/base_loss", base, self.step)
             writer.add_scalar("train/lr", lr, self.step)
-            for key in ("critic_loss", "wasserstein", "gp", "score_mean"):
+            for key in ("critic_loss", "wasserstein", "gp", "score_mean", "real_score", "fake_score"):
                 if key in out:
                     writer.add_scalar(f"critic/{key}", float(out[key]), self.step)
         return seen, loss_sum, base_sum

@@ -4,6 +4,7 @@ from torch import nn
 
 from landmark_afl.afl import (
     AdversarialFocalLoss,
+    AFLConfig,
     ProbabilityCritic,
     TopologyCritic,
     adversarial_focal_loss,
@@ -125,3 +126,23 @@ def test_critic_learns_to_separate_real_from_fake():
     before = [p.clone() for p in critic.parameters()]
     afl(pred, target, per_sample)
     assert all(torch.equal(a, b) for a, b in zip(before, critic.parameters(), strict=True))
+
+
+def test_centring_anchors_real_scores_at_zero_without_changing_the_critic_objective():
+    torch.manual_seed(0)
+    real, fake = torch.rand(6, 2, 8, 8), torch.rand(6, 2, 8, 8) * 0.5
+    plain = TopologyCritic()
+    centred = TopologyCritic()
+    centred.load_state_dict(plain.state_dict())
+    afl_plain = AdversarialFocalLoss(plain, lambda m: m, AFLConfig())
+    afl_centred = AdversarialFocalLoss(centred, lambda m: m, AFLConfig(critic_center=True))
+    for _ in range(5):
+        torch.manual_seed(1)
+        afl_plain.update_critic(real, fake)
+        torch.manual_seed(1)
+        afl_centred.update_critic(real, fake)
+    assert centred(real).mean().abs() < 1e-5
+    # the same critic up to a constant: identical score differences, so identical WGAN-GP training
+    torch.testing.assert_close(centred(fake) - centred(real), plain(fake) - plain(real), atol=1e-5, rtol=1e-4)
+    # a perfect prediction scores 0.5 once centred
+    assert difficulty_scores(centred, real).mean().item() == pytest.approx(0.5, abs=1e-5)
