@@ -17,9 +17,11 @@ from pathlib import Path
 import yaml
 
 from landmark_afl.afl.loss import AFLConfig
+from landmark_afl.data.augment import AugmentConfig
 from landmark_afl.engine.trainer import OptimConfig
 
 _AFL = AFLConfig()
+_AUG = AugmentConfig()
 _OPTIM = OptimConfig(epochs=10)
 
 
@@ -70,14 +72,15 @@ class TrainConfig:
     amp: str = _OPTIM.amp  # "auto" (bf16 autocast on CUDA), "off", "bf16", "fp16"
     device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1", ...
     num_workers: int = 0
-    # augmentation
-    aug_rotate: float = 10.0
-    aug_scale: float = 0.1
-    aug_translate: float = 0.05
-    aug_brightness: float = 0.1
-    aug_contrast: float = 0.1
-    aug_noise: float = 0.02
-    aug_flip: float = 0.5
+    # augmentation (documented in landmark_afl/data/augment.py)
+    aug_rotate: float = _AUG.rotate
+    aug_scale: float = _AUG.scale
+    aug_translate: float = _AUG.translate
+    aug_brightness: float = _AUG.brightness
+    aug_contrast: float = _AUG.contrast
+    aug_noise: float = _AUG.noise
+    aug_flip: float = _AUG.flip
+    aug_p_affine: float = _AUG.p_affine
     # logging
     log_every: int = _OPTIM.log_every
 

@@ -78,18 +78,9 @@ def build_training(cfg: TrainConfig) -> LandmarkTraining:
     if len(train_images) < cfg.batch_size:
         raise ValueError(f"{len(train_images)} training images is fewer than batch_size={cfg.batch_size}")
     task = build_task(cfg, len(dataset.landmarks))
-    augmenter = Augmenter(
-        AugmentConfig(
-            rotate=cfg.aug_rotate,
-            scale=cfg.aug_scale,
-            translate=cfg.aug_translate,
-            brightness=cfg.aug_brightness,
-            contrast=cfg.aug_contrast,
-            noise=cfg.aug_noise,
-            flip=cfg.aug_flip,
-        ),
-        dataset.flip_pairs,
-    )
+    aug_fields = ("rotate", "scale", "translate", "brightness", "contrast", "noise", "flip")
+    augment = sub_config(AugmentConfig, cfg, **{k: f"aug_{k}" for k in aug_fields}, p_affine="aug_p_affine")
+    augmenter = Augmenter(augment, dataset.flip_pairs)
     train_set = LandmarkTrainingSet(dataset, train_images, protocol, task.codec, augmenter, seed=cfg.seed)
     val_set = LandmarkTrainingSet(dataset, val_images, protocol, task.codec, None, seed=cfg.seed)
     loader_kw = {"num_workers": cfg.num_workers, "persistent_workers": cfg.num_workers > 0}
