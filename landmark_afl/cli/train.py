@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import time
 from pathlib import Path
@@ -73,18 +72,12 @@ def _prepare_run_dir(args, cfg) -> Path:
     return run_dir
 
 
-def _write_yaml_atomic(path: Path, data: dict) -> None:
-    import yaml
-
-    tmp = path.with_suffix(".yaml.tmp")
-    tmp.write_text(yaml.safe_dump(data, sort_keys=False))
-    os.replace(tmp, path)
-
-
 def run(args: argparse.Namespace) -> int:
     import torch
+    import yaml
     from rich.console import Console
 
+    from landmark_afl.engine.atomic import write_atomic
     from landmark_afl.engine.checkpoint import CheckpointError, load_checkpoint
     from landmark_afl.engine.config import ConfigError, config_to_dict, sub_config
     from landmark_afl.engine.trainer import NonFiniteLossError, OptimConfig, Trainer
@@ -100,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
         training = build_training(cfg)
     except (ConfigError, ValueError, FileNotFoundError) as err:
         raise UsageError(str(err)) from err
-    _write_yaml_atomic(run_dir / "config.yaml", config_to_dict(cfg))
+    write_atomic(run_dir / "config.yaml", yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
     optim = sub_config(OptimConfig, cfg)
     trainer = Trainer(
         training.task, training.train_loader, training.val_loader, optim, run_dir, device, training.run_meta

@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import io
 import math
-import os
 import random
 import time
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from landmark_afl.engine.atomic import write_atomic
 from landmark_afl.engine.checkpoint import load_checkpoint, save_checkpoint
 
 
@@ -82,9 +82,7 @@ def _write_csv_atomic(path: Path, header: list[str], rows: list[list]) -> None:
     writer = csv.writer(buf)
     writer.writerow(header)
     writer.writerows(rows)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(buf.getvalue())
-    os.replace(tmp, path)
+    write_atomic(path, buf.getvalue())
 
 
 def _read_csv_rows(path: Path, max_epoch: int) -> list[list[str]]:

@@ -110,9 +110,10 @@ def run_comparison(settings: CompareSettings, out: Path, console=None) -> int:
     """Train, evaluate and report (see the module docstring). Returns 0, or 3 when some runs failed."""
     from rich.console import Console
 
+    from landmark_afl.engine.atomic import write_atomic
     from landmark_afl.evaluation.evaluator import evaluate_run, resolve_protocols
     from landmark_afl.evaluation.html import write_side_by_side
-    from landmark_afl.evaluation.report import load_report, side_by_side, table_csv, table_markdown, write_atomic
+    from landmark_afl.evaluation.report import load_report, side_by_side, table_csv, table_markdown
     from landmark_afl.evaluation.report import write_evaluation as write_eval
 
     console = console or Console()

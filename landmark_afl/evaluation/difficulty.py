@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from landmark_afl.engine.atomic import write_atomic
+
 
 def read_difficulty(path: Path) -> dict[str, dict[int, tuple[float, float]]]:
     """image -> epoch -> (mean score, mean base loss); score NaN for runs without AFL."""
@@ -126,7 +128,5 @@ def write_difficulty_report(run_dir: Path, data_dir: Path | None) -> dict:
     hardness = read_hardness(data_dir) if data_dir is not None else None
     if hardness:
         summary["hardness"] = hardness_agreement(per_image, hardness)
-    tmp = run_dir / "difficulty_summary.json.tmp"
-    tmp.write_text(json.dumps(summary, indent=2))
-    os.replace(tmp, run_dir / "difficulty_summary.json")
+    write_atomic(run_dir / "difficulty_summary.json", json.dumps(summary, indent=2))
     return summary

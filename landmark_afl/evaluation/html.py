@@ -127,8 +127,9 @@ def write_side_by_side(
     import json
     from pathlib import Path
 
+    from landmark_afl.engine.atomic import write_atomic
     from landmark_afl.evaluation.plots import false_negatives_per_landmark_png, threshold_curves_png
-    from landmark_afl.evaluation.report import side_by_side, table_csv, table_markdown, write_atomic
+    from landmark_afl.evaluation.report import side_by_side, table_csv, table_markdown
 
     out = Path(out)
     rows = side_by_side(entries)

@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from landmark_afl.engine.atomic import write_atomic
 from landmark_afl.evaluation.evaluator import Evaluation, summarize_result
 from landmark_afl.evaluation.plots import pool_by_label
 from landmark_afl.evaluation.sweep import DEFAULT_THRESHOLDS, threshold_sweep
@@ -46,17 +47,6 @@ PER_IMAGE_FIELDS = (
 TABLE_FIELDS = ("label", "protocol", "n_runs", "n_images", "false_negatives", "false_negatives_std", "present",
                 "fn_change_pct", "false_positives", "false_positives_std", "mre", "mre_std", "mre_unit",
                 *(f"sdr_{r}" for r in SDR_KEYS), *(f"sdr_{r}_std" for r in SDR_KEYS))  # fmt: skip
-
-
-def write_atomic(path: Path, data: str | bytes) -> None:
-    """Write a file through a temporary file in the same folder and ``os.replace``."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    if isinstance(data, bytes):
-        tmp.write_bytes(data)
-    else:
-        tmp.write_text(data, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def check_out_dir(out: str | Path, force: bool) -> Path:
