@@ -189,10 +189,20 @@ class Trainer:
         bar = progress.add_task(f"epoch {epoch}/{self.cfg.epochs}", total=n_steps)
         with progress:
             for i, batch in enumerate(self.train_loader):
-                seen, loss_sum, base_sum = self._train_step(
-                    epoch, i, n_steps, batch, t0, (seen, loss_sum, base_sum), window, console, writer
-                )
-                progress.update(bar, advance=1, description=f"epoch {epoch}/{self.cfg.epochs} loss {window[-1]:.4g}")
+                out, batch_size = self._train_step(epoch, i, batch)
+                loss_value = out["loss"].item()
+                base = float(out.get("base_loss", loss_value))
+                seen += batch_size
+                loss_sum += loss_value * batch_size
+                base_sum += base * batch_size
+                window.append(loss_value)
+                self._record_difficulty(epoch, batch, out)
+                if self.step % self.cfg.log_every == 0 or i + 1 == n_steps:
+                    rate = seen / max(time.perf_counter() - t0, 1e-9)
+                    remaining = ((self.cfg.epochs - epoch + 1) * n_steps - i - 1) * batch_size / max(rate, 1e-9)
+                    self._log_step(console, writer, f"epoch {epoch}/{self.cfg.epochs} step {i + 1}/{n_steps}", out,
+                                   np.mean(window[-20:]), base, rate, remaining)  # fmt: skip
+                progress.update(bar, advance=1, description=f"epoch {epoch}/{self.cfg.epochs} loss {loss_value:.4g}")
         elapsed = time.perf_counter() - t0
         return {
             "epoch": epoch,
@@ -204,8 +214,8 @@ class Trainer:
             "epoch_s": elapsed,
         }
 
-    def _train_step(self, epoch, i, n_steps, batch, t0, totals, window, console, writer):
-        seen, loss_sum, base_sum = totals
+    def _train_step(self, epoch: int, i: int, batch: dict) -> tuple[dict, int]:
+        """One optimisation step; returns the task's outputs and the batch size."""
         batch = self.task.batch_to(batch, self.device)
         with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
             out = self.task(batch)
@@ -226,31 +236,21 @@ class Trainer:
         self.scaler.update()
         self.scheduler.step()
         self.step += 1
-        bsz = batch["image"].shape[0]
-        seen += bsz
-        loss_sum += loss.item() * bsz
-        base = float(out.get("base_loss", loss))
-        base_sum += base * bsz
-        self._record_difficulty(epoch, batch, out)
-        window.append(loss.item())
-        if self.step % self.cfg.log_every == 0 or i + 1 == n_steps:
-            elapsed = time.perf_counter() - t0
-            rate = seen / max(elapsed, 1e-9)
-            remaining = (n_steps - i - 1) * bsz / max(rate, 1e-9)
-            remaining += (self.cfg.epochs - epoch) * n_steps * bsz / max(rate, 1e-9)
-            lr = self.scheduler.get_last_lr()[0]
-            extra = f" score {float(out['score_mean']):.3f}" if "score_mean" in out else ""
-            console.log(
-                f"epoch {epoch}/{self.cfg.epochs} step {i + 1}/{n_steps} loss {np.mean(window[-20:]):.4g} "
-                f"base {base:.4g}{extra} lr {lr:.2e} {rate:.1f} img/s ETA {_fmt_seconds(remaining)}"
-            )
-            writer.add_scalar("train/loss", loss.item(), self.step)
-            writer.add_scalar("train/base_loss", base, self.step)
-            writer.add_scalar("train/lr", lr, self.step)
-            for key in ("critic_loss", "wasserstein", "gp", "score_mean", "real_score", "fake_score"):
-                if key in out:
-                    writer.add_scalar(f"critic/{key}", float(out[key]), self.step)
-        return seen, loss_sum, base_sum
+        return out, batch["image"].shape[0]
+
+    def _log_step(self, console, writer, where: str, out: dict, smoothed: float, base: float, rate, remaining):
+        lr = self.scheduler.get_last_lr()[0]
+        extra = f" score {float(out['score_mean']):.3f}" if "score_mean" in out else ""
+        console.log(
+            f"{where} loss {smoothed:.4g} base {base:.4g}{extra} lr {lr:.2e} {rate:.1f} img/s "
+            f"ETA {_fmt_seconds(remaining)}"
+        )
+        writer.add_scalar("train/loss", out["loss"].item(), self.step)
+        writer.add_scalar("train/base_loss", base, self.step)
+        writer.add_scalar("train/lr", lr, self.step)
+        for key in ("critic_loss", "wasserstein", "gp", "score_mean", "real_score", "fake_score"):
+            if key in out:
+                writer.add_scalar(f"critic/{key}", float(out[key]), self.step)
 
     def _record_difficulty(self, epoch: int, batch: dict, out: dict) -> None:
         if "per_sample_loss" not in out or "image_id" not in batch:
