@@ -16,8 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from landmark_afl.data import generate_phantom, load_dataset
-from landmark_afl.data.phantom import DEFAULT_N, DEFAULT_SEED, DEFAULT_SIZE
+from landmark_afl.data.dataset import load_dataset
+from landmark_afl.data.phantom import DEFAULT_N, DEFAULT_SEED, DEFAULT_SIZE, generate_phantom
 
 
 def main() -> None:

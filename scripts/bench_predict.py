@@ -29,15 +29,15 @@ import torch
 import yaml
 
 from landmark_afl.engine.checkpoint import save_checkpoint
-from landmark_afl.engine.config import TrainConfig, config_to_dict, update_config
-from landmark_afl.tasks.landmark_run import build_task, load_trained_run
+from landmark_afl.engine.config import config_to_dict, update_config
+from landmark_afl.recipes.landmarks import LandmarkConfig, build_task, load_trained_run
 
 LANDMARKS = [f"l{i:02d}" for i in range(19)]
 
 
 def make_run(run_dir: Path, size: int, encoder: str) -> Path:
     """A run folder with a randomly initialised model (the layout `landmark-afl train` writes)."""
-    cfg = update_config(TrainConfig(), {"input_size": (size, size), "encoder": encoder, "seed": 0})
+    cfg = update_config(LandmarkConfig(), {"input_size": (size, size), "encoder": encoder, "seed": 0})
     torch.manual_seed(0)
     task = build_task(cfg, len(LANDMARKS))
     run_dir.mkdir(parents=True, exist_ok=True)

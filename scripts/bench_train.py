@@ -29,14 +29,14 @@ def _batch(size: int, k: int, batch: int, codec):
 def measure(size: int, steps: int, batch: int, k: int, encoder: str) -> dict:
     from landmark_afl.afl import topology_features
     from landmark_afl.afl.loss import difficulty_scores
-    from landmark_afl.engine.config import TrainConfig, update_config
-    from landmark_afl.tasks.landmark_run import build_task
+    from landmark_afl.engine.config import update_config
+    from landmark_afl.recipes.landmarks import LandmarkConfig, build_task
 
     results = {}
     tasks, opts = {}, {}
     for afl in (False, True):
         torch.manual_seed(0)
-        cfg = update_config(TrainConfig(), {"input_size": (size, size), "afl": afl, "encoder": encoder})
+        cfg = update_config(LandmarkConfig(), {"input_size": (size, size), "afl.enabled": afl, "encoder": encoder})
         tasks[afl] = build_task(cfg, k).train()
         opts[afl] = torch.optim.AdamW(tasks[afl].optimizer_parameters(), lr=1e-4)
     data = _batch(size, k, batch, tasks[True].codec)

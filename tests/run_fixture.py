@@ -12,8 +12,8 @@ import torch
 import yaml
 
 from landmark_afl.engine.checkpoint import save_checkpoint
-from landmark_afl.engine.config import TrainConfig, config_to_dict, update_config
-from landmark_afl.tasks.landmark_run import build_task
+from landmark_afl.engine.config import config_to_dict, update_config
+from landmark_afl.recipes.landmarks import LandmarkConfig, build_task
 
 
 def make_untrained_run(
@@ -25,13 +25,14 @@ def make_untrained_run(
     without it, whose protocol is then looked up by name.
     """
     values = {"input_size": (64, 64), "protocol": protocol, "seed": seed, **overrides}
-    cfg = update_config(TrainConfig(), values)
+    cfg = update_config(LandmarkConfig(), values)
     torch.manual_seed(seed)
     task = build_task(cfg, len(landmarks))
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.yaml").write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
     state = {
+        "recipe": "landmarks",
         "task": task.state_dict(),
         "task_extra": task.extra_state(),
         "epoch": 1,

@@ -47,10 +47,12 @@ class AFLConfig:
     """AFL settings (saved with the run).
 
     Attributes:
+        enabled: train with AFL (False: the baseline, the plain mean of the base loss; ``--no-afl``).
         threshold: topology-extractor mask threshold on heatmaps whose target peak is 1.
         critic_lr: Adam learning rate of the critic. 1e-4 with betas (0.5, 0.9) are the WGAN-GP defaults
             (Gulrajani et al., 2017), which the paper follows.
-        critic_beta1, critic_beta2: Adam betas of the critic.
+        critic_beta1: Adam beta1 of the critic.
+        critic_beta2: Adam beta2 of the critic.
         gp_lambda: gradient-penalty weight (10).
         critic_steps: critic updates per training step (1: AFL must cost almost nothing).
         critic_drift: weight of the optional output-range regulariser ``mean(d(real)^2)``; 0 = the paper's form.
@@ -62,6 +64,7 @@ class AFLConfig:
             regularisation of d's range, the paper's future work; off by default (the paper's form).
     """
 
+    enabled: bool = True
     threshold: float = 0.5
     critic_lr: float = 1e-4
     critic_beta1: float = 0.5

@@ -14,6 +14,7 @@ import sys
 COMMAND_MODULES = (
     "landmark_afl.cli.train",
     "landmark_afl.cli.evaluate",
+    "landmark_afl.cli.compare",
     "landmark_afl.cli.predict",
     "landmark_afl.cli.protocols",
     "landmark_afl.cli.data",

@@ -65,7 +65,8 @@ def _console(stderr: bool = False):
 def run_check(args: argparse.Namespace) -> int:
     from rich.table import Table
 
-    from landmark_afl.data import CheckSummary, DatasetError, check_dataset
+    from landmark_afl.data.check import CheckSummary, check_dataset
+    from landmark_afl.data.dataset import DatasetError
 
     summary = CheckSummary()
     with _progress() as bar:
@@ -107,7 +108,8 @@ def run_check(args: argparse.Namespace) -> int:
 
 def run_phantom(args: argparse.Namespace) -> int:
     from landmark_afl.cli import UsageError
-    from landmark_afl.data import DatasetError, generate_phantom
+    from landmark_afl.data.dataset import DatasetError
+    from landmark_afl.data.phantom import generate_phantom
 
     kwargs = {k: v for k, v in {"n": args.n, "seed": args.seed, "size": args.size}.items() if v is not None}
     if kwargs.get("n", 1) < 1 or kwargs.get("size", 64) < 64:
@@ -129,7 +131,9 @@ def run_phantom(args: argparse.Namespace) -> int:
 
 
 def run_convert(args: argparse.Namespace) -> int:
-    from landmark_afl.data import DatasetError, convert_hand_atlas, convert_isbi2015
+    from landmark_afl.data.convert_hand_atlas import convert_hand_atlas
+    from landmark_afl.data.convert_isbi2015 import convert_isbi2015
+    from landmark_afl.data.dataset import DatasetError
 
     try:
         if args.format == "isbi2015":

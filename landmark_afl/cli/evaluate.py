@@ -1,4 +1,4 @@
-"""``landmark-afl evaluate``, ``report`` and ``compare``: false negatives per landmark and protocol, side by side."""
+"""``landmark-afl evaluate`` and ``report``: false negatives per landmark and protocol, side by side."""
 
 from __future__ import annotations
 
@@ -56,27 +56,9 @@ def add_parser(sub) -> None:
     p.add_argument("--force", action="store_true", help="overwrite the files of a non-empty --out")
     p.set_defaults(func=run_report)
 
-    p = sub.add_parser(
-        "compare",
-        help="train baseline and AFL models with the same seeds under each protocol, evaluate, report (resumable)",
-        description="For each protocol and seed: train a baseline (--no-afl) and an AFL run, evaluate each under its "
-        "own protocol, and write OUT/report (mean +- std over seeds). Run the same command again to resume: finished "
-        "runs and evaluations are skipped.",
-    )
-    p.add_argument("--data", default="phantom", help="data set folder, or 'phantom' for the embedded phantom")
-    p.add_argument("--protocols", default="all", help="'all' or comma-separated protocol names (default: all)")
-    p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default: 0,1,2)")
-    p.add_argument("--epochs", type=int, required=True, help="epochs per run")
-    p.add_argument("--split", default="test", help="split to evaluate on (default: test)")
-    p.add_argument("--which", choices=("best", "last"), default="best", help="checkpoint to evaluate (default: best)")
-    p.add_argument("--threshold", type=float, help="detection threshold (default: each run's detect_threshold)")
-    p.add_argument("--out", required=True, help="comparison folder (created; an earlier comparison is resumed)")
-    p.add_argument("overrides", nargs="*", metavar="key=value", help="training config overrides for every run")
-    p.set_defaults(func=run_compare)
 
-
-def _usage_errors():
-    from landmark_afl.data import DatasetError
+def usage_errors():
+    from landmark_afl.data.dataset import DatasetError
     from landmark_afl.engine.checkpoint import CheckpointError
     from landmark_afl.engine.config import ConfigError
     from landmark_afl.protocols import ProtocolError
@@ -116,7 +98,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
     from landmark_afl.evaluation.evaluator import resolve_protocols
     from landmark_afl.evaluation.report import check_out_dir
-    from landmark_afl.tasks.landmark_run import find_checkpoint
+    from landmark_afl.recipes.landmarks import find_checkpoint
 
     try:
         find_checkpoint(args.run, args.which)
@@ -124,7 +106,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
             resolve_protocols(args.protocols, "high")
         check_out_dir(args.out, args.force)
         report = evaluate_to(args.run, Path(args.out), args)
-    except _usage_errors() as err:
+    except usage_errors() as err:
         raise UsageError(str(err)) from err
     console = Console()
     console.print(_totals_table(report))
@@ -158,32 +140,6 @@ def _totals_table(report: dict):
     return table
 
 
-def print_table(console, rows: list[dict]) -> None:
-    """The side-by-side table: a rich table on a terminal, Markdown in a log (no wrapping at 80 columns)."""
-    from landmark_afl.evaluation.report import table_markdown
-
-    if console.is_terminal:
-        console.print(side_by_side_table(rows))
-    else:
-        print(table_markdown(rows), flush=True)
-
-
-def side_by_side_table(rows: list[dict]):
-    """A rich table of the side-by-side rows, for the console."""
-    from rich.table import Table
-
-    from landmark_afl.evaluation.report import TABLE_HEADER, mark_references, table_cells
-
-    table = Table()
-    for i, col in enumerate(TABLE_HEADER):
-        table.add_column(col, justify="left" if i < 2 else "right", no_wrap=i > 0)
-    for i, row in enumerate(mark_references([dict(r) for r in rows])):
-        if row["_is_ref"] and i:
-            table.add_section()
-        table.add_row(*table_cells(row))
-    return table
-
-
 def _is_run_folder(path: Path) -> bool:
     return path.is_file() and path.suffix == ".pt" or (path / "checkpoints").is_dir()
 
@@ -205,25 +161,12 @@ def _reusable(report_path: Path, args: argparse.Namespace) -> bool:
     return same and list(report["protocols"]) == [Path(p).stem for p in wanted]
 
 
-def collect_difficulty(entries: list[tuple[str, dict, Path]]) -> list[tuple[str, bytes]]:
-    """(caption, PNG) of each AFL run's difficulty plot (copied into its evaluation folder, else in the run)."""
-    out = []
-    for label, report, folder in entries:
-        if not report.get("afl"):
-            continue
-        for path in (folder / "difficulty.png", Path(report["run"]) / "difficulty.png"):
-            if path.is_file():
-                caption = f"{label}: {Path(report['run']).name} (trained with {report['trained_protocol']})"
-                out.append((caption, path.read_bytes()))
-                break
-    return out
-
-
 def run_report(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from landmark_afl.evaluation.html import write_side_by_side
     from landmark_afl.evaluation.report import check_out_dir, load_report
+    from landmark_afl.evaluation.side_by_side import collect_difficulty, print_table, report_notes
 
     console = Console()
     inputs = [Path(p) for p in args.inputs]
@@ -253,40 +196,13 @@ def run_report(args: argparse.Namespace) -> int:
             label = labels[i] if labels else Path(report["run"]).name
             entries.append((label, report, folder))
         out.mkdir(parents=True, exist_ok=True)
-        notes = _notes([r for _, r, _ in entries])
+        notes = report_notes([r for _, r, _ in entries])
         rows = write_side_by_side(
             out, [(lb, r) for lb, r, _ in entries], [(lb, str(f)) for lb, _, f in entries],
             collect_difficulty(entries), args.title, notes,
         )  # fmt: skip
-    except _usage_errors() as err:
+    except usage_errors() as err:
         raise UsageError(str(err)) from err
     print_table(console, rows)
     console.print(f"wrote {out}/report.md, report.csv, report.json, report.html")
     return 0
-
-
-def _notes(reports: list[dict]) -> list[str]:
-    splits = sorted({f"{Path(r['data']).name}/{r['split']}" for r in reports})
-    thresholds = sorted({r["threshold"] for r in reports})
-    return [
-        f"evaluated on: {', '.join(splits)}",
-        f"detection threshold: {', '.join(f'{t:g}' for t in thresholds)} (peak response; the training target's peak "
-        "is 1)",
-    ]
-
-
-def run_compare(args: argparse.Namespace) -> int:
-    from landmark_afl.evaluation.compare import CompareSettings, run_comparison
-
-    try:
-        seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
-    except ValueError as err:
-        raise UsageError(f"--seeds must be comma-separated integers like 0,1,2, got {args.seeds!r}") from err
-    settings = CompareSettings(
-        data=args.data, protocols=args.protocols, seeds=seeds, epochs=args.epochs, split=args.split,
-        which=args.which, threshold=args.threshold, overrides=list(args.overrides),
-    )  # fmt: skip
-    try:
-        return run_comparison(settings, Path(args.out))
-    except _usage_errors() as err:
-        raise UsageError(str(err)) from err

@@ -86,7 +86,7 @@ def _check_args(args: argparse.Namespace) -> None:
 
 def _load_run(run: str, which: str, device: str):
     from landmark_afl.engine.checkpoint import CheckpointError
-    from landmark_afl.tasks.landmark_run import load_trained_run
+    from landmark_afl.recipes.landmarks import load_trained_run
 
     try:
         return load_trained_run(run, which=which, device=device)
@@ -126,7 +126,7 @@ def run_predict_command(args: argparse.Namespace) -> int:
     from landmark_afl.inference.inputs import collect_inputs, common_root
     from landmark_afl.inference.predictor import PredictOptions, run_predict
     from landmark_afl.protocols import ProtocolError
-    from landmark_afl.tasks.landmark_run import resolve_device
+    from landmark_afl.recipes.landmarks import resolve_device
 
     _check_args(args)
     console = Console(stderr=True)

@@ -226,7 +226,8 @@ def generate_phantom(
     """Generate the synthetic hand-radiograph data set into ``out`` (see the module docstring).
 
     Example:
-        >>> from landmark_afl.data import generate_phantom, load_dataset
+        >>> from landmark_afl.data.phantom import generate_phantom
+        >>> from landmark_afl.data.dataset import load_dataset
         >>> ds = load_dataset(generate_phantom("/tmp/phantom", n=6, size=256, force=True))  # doctest: +SKIP
         >>> len(ds.landmarks)  # doctest: +SKIP
         36

@@ -1,8 +1,13 @@
-"""Training configuration: a frozen dataclass with defaults in code, a YAML file, then ``key=value`` overrides.
+"""Nested run configurations: frozen dataclasses with defaults in code, a YAML file, then ``key=value`` overrides.
 
-Precedence: defaults < ``--config file.yaml`` < ``key=value`` on the command line (and the dedicated flags such as
-``--epochs``). Values are parsed with ``ast.literal_eval`` (never ``eval``), checked against the type of the default,
-and unknown keys are rejected with a "did you mean".
+A recipe's config is a frozen dataclass whose fields are plain values (int, float, str, bool, ``str | None``,
+tuples of numbers) or nested frozen dataclasses (``optim``, ``afl``, ``augment``...). Keys are dotted paths:
+``optim.lr=3e-4``, ``afl.critic_center=True``; a YAML file may nest them or write them dotted. Precedence: defaults
+< ``--config file.yaml`` < ``key=value`` on the command line. Values are parsed with ``ast.literal_eval`` (never
+``eval``), checked against the type of the default, and unknown keys are rejected with a "did you mean".
+
+Every field is documented in its dataclass's Google-style ``Attributes:`` section; ``config_docs`` reads them for
+``landmark-afl train --task NAME --show-config``. This module knows no recipe, task or data set.
 """
 
 from __future__ import annotations
@@ -10,99 +15,64 @@ from __future__ import annotations
 import ast
 import dataclasses
 import difflib
+import inspect
+import re
 import typing
-from dataclasses import dataclass, fields
+import warnings
 from pathlib import Path
 
 import yaml
-
-from landmark_afl.afl.loss import AFLConfig
-from landmark_afl.data.augment import AugmentConfig
-from landmark_afl.engine.trainer import OptimConfig
-
-_AFL = AFLConfig()
-_AUG = AugmentConfig()
-_OPTIM = OptimConfig(epochs=10)
 
 
 class ConfigError(ValueError):
     """A configuration key or value is wrong; the message names it and the valid choices."""
 
 
-@dataclass(frozen=True)
-class TrainConfig:
-    """Everything a landmark training run depends on (saved as config.yaml and in every checkpoint).
-
-    The defaults train the README's phantom run in about six minutes on 2 CPU cores (~34 s per epoch).
-    """
-
-    # data
-    protocol: str = "high"
-    data: str | None = None  # None: the embedded phantom, generated once into the cache folder
-    train_split: str = "train"
-    val_split: str = "val"
-    input_size: tuple[int, int] = (256, 256)  # (H, W); multiples of 32
-    # model and loss
-    encoder: str = "resnet18"
-    encoder_weights: str | None = None
-    loss: str = "wmse"  # foreground-weighted MSE: see losses/heatmap.py
-    sigma: float = 3.0  # target Gaussian, heatmap pixels
-    detect_threshold: float = 0.5  # peak response that counts as detected (target peak = 1)
-    # AFL
-    afl: bool = True
-    afl_threshold: float = _AFL.threshold  # the AFL settings are documented in landmark_afl/afl/loss.py
-    critic_lr: float = _AFL.critic_lr
-    critic_beta1: float = _AFL.critic_beta1
-    critic_beta2: float = _AFL.critic_beta2
-    gp_lambda: float = _AFL.gp_lambda
-    critic_steps: int = _AFL.critic_steps
-    critic_drift: float = _AFL.critic_drift
-    critic_center: bool = _AFL.critic_center
-    # optimisation
-    epochs: int = _OPTIM.epochs
-    batch_size: int = 4
-    lr: float = _OPTIM.lr
-    weight_decay: float = _OPTIM.weight_decay
-    schedule: str = _OPTIM.schedule  # "cosine" (with linear warm-up) or "step"
-    warmup_epochs: float = _OPTIM.warmup_epochs
-    step_epochs: int = _OPTIM.step_epochs  # "step": multiply the lr by step_gamma every step_epochs
-    step_gamma: float = _OPTIM.step_gamma
-    grad_clip: float = _OPTIM.grad_clip  # max gradient norm; 0 = off
-    seed: int = _OPTIM.seed
-    amp: str = _OPTIM.amp  # "auto" (bf16 autocast on CUDA), "off", "bf16", "fp16"
-    device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1", ...
-    num_workers: int = 0
-    # augmentation (documented in landmark_afl/data/augment.py)
-    aug_rotate: float = _AUG.rotate
-    aug_scale: float = _AUG.scale
-    aug_translate: float = _AUG.translate
-    aug_brightness: float = _AUG.brightness
-    aug_contrast: float = _AUG.contrast
-    aug_noise: float = _AUG.noise
-    aug_flip: float = _AUG.flip
-    aug_p_affine: float = _AUG.p_affine
-    # logging
-    log_every: int = _OPTIM.log_every
-
-
-def sub_config(cls, cfg, **renames):
-    """An instance of dataclass ``cls`` filled from the same-named fields of ``cfg`` (``field="cfg_key"`` renames)."""
-    return cls(**{f.name: getattr(cfg, renames.get(f.name, f.name)) for f in fields(cls)})
-
-
 def config_to_dict(cfg) -> dict:
-    """Plain dict (lists for tuples) for YAML and checkpoints."""
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(cfg).items()}
+    """Nested plain dict (lists for tuples) for YAML and checkpoints."""
+    out = {}
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        if dataclasses.is_dataclass(value):
+            value = config_to_dict(value)
+        elif isinstance(value, tuple):
+            value = list(value)
+        out[f.name] = value
+    return out
+
+
+def flat_keys(cfg) -> dict[str, object]:
+    """``{"optim.lr": 0.001, ...}``: every leaf key of ``cfg`` (an instance or a class) with its value."""
+    cfg = cfg() if isinstance(cfg, type) else cfg
+    out = {}
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        if dataclasses.is_dataclass(value):
+            out.update({f"{f.name}.{k}": v for k, v in flat_keys(value).items()})
+        else:
+            out[f.name] = value
+    return out
 
 
 def parse_overrides(items: list[str]) -> dict[str, str]:
-    """``["lr=1e-3", "afl=False"]`` -> {"lr": "1e-3", "afl": "False"} (values parsed later, by type)."""
+    """``["optim.lr=1e-3", "afl.enabled=False"]`` -> {"optim.lr": "1e-3", ...} (values parsed later, by type)."""
     out = {}
     for item in items:
         if "=" not in item:
-            raise ConfigError(f"expected key=value, got {item!r} (e.g. lr=3e-4 or input_size=[320,256])")
+            raise ConfigError(f"expected key=value, got {item!r} (e.g. optim.lr=3e-4 or input_size=[320,256])")
         key, value = item.split("=", 1)
         out[key.strip()] = value.strip()
+    return out
+
+
+def _flatten_values(values: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in values.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(_flatten_values(value, f"{name}."))
+        else:
+            out[name] = value
     return out
 
 
@@ -121,9 +91,16 @@ def _coerce(name: str, value, default, annotation):
         raise ConfigError(f"{name} cannot be None (default {default!r})")
     kind = type(default) if default is not None else str
     if isinstance(default, tuple):
-        if not isinstance(value, (list, tuple)) or len(value) != len(default):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{name} must be a list like {list(default) or [60, 120]}, got {value!r}")
+        fixed = "..." not in str(annotation)
+        if fixed and len(value) != len(default):
             raise ConfigError(f"{name} must be a list of {len(default)} values like {list(default)}, got {value!r}")
-        return tuple(type(d)(v) for d, v in zip(default, value, strict=True))
+        kinds = [type(d) for d in default] if fixed else [type(default[0]) if default else int] * len(value)
+        try:
+            return tuple(kind_(v) for kind_, v in zip(kinds, value, strict=True))
+        except (TypeError, ValueError) as err:
+            raise ConfigError(f"{name} must be a list of numbers like {list(default)}, got {value!r}") from err
     if kind is bool:
         if not isinstance(value, bool):
             raise ConfigError(f"{name} must be True or False, got {value!r}")
@@ -135,22 +112,66 @@ def _coerce(name: str, value, default, annotation):
     return value
 
 
-def update_config(cfg, values: dict, source: str = "command line"):
-    """A copy of ``cfg`` with ``values`` applied; unknown keys and wrong types raise ConfigError."""
-    known = {f.name: f for f in fields(cfg)}
+def _set(cfg, path: list[str], value, full: str, source: str):
+    known = {f.name for f in dataclasses.fields(cfg)}
+    head = path[0]
+    if head not in known:
+        raise KeyError(head)
+    current = getattr(cfg, head)
+    if len(path) > 1:
+        if not dataclasses.is_dataclass(current):
+            raise KeyError(full)
+        return dataclasses.replace(cfg, **{head: _set(current, path[1:], value, full, source)})
+    if dataclasses.is_dataclass(current):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{full} is a section ({source}); set its keys, e.g. {full}.{next(iter(known))}=...")
+        out = current
+        for key, v in _flatten_values(value).items():
+            out = _set(out, key.split("."), v, f"{full}.{key}", source)
+        return dataclasses.replace(cfg, **{head: out})
     hints = typing.get_type_hints(type(cfg))
-    changes = {}
-    for key, value in values.items():
-        if key not in known:
-            close = difflib.get_close_matches(key, known, n=3)
+    return dataclasses.replace(cfg, **{head: _coerce(full, value, current, hints[head])})
+
+
+def update_config(cfg, values: dict, source: str = "command line", aliases: dict[str, str] | None = None):
+    """A copy of ``cfg`` with ``values`` (dotted keys and/or nested dicts) applied.
+
+    Args:
+        cfg: a frozen config dataclass instance.
+        values: ``{"optim.lr": "3e-4"}`` or ``{"optim": {"lr": 3e-4}}``; strings are parsed by type.
+        source: where the values come from, for messages.
+        aliases: old key -> new dotted key (kept for one release; a FutureWarning names each old key used).
+
+    Raises:
+        ConfigError: an unknown key (with the close ones), a wrong type or a section given a plain value.
+    """
+    aliases = aliases or {}
+    valid = flat_keys(cfg)
+    renamed = []
+    for key, value in _flatten_values(values).items():
+        if key not in valid and key in aliases:
+            renamed.append(f"{key} -> {aliases[key]}")
+            key = aliases[key]
+        try:
+            cfg = _set(cfg, key.split("."), value, key, source)
+        except KeyError:
+            close = difflib.get_close_matches(key, [*valid, *aliases], n=3)
             hint = f" Did you mean {', '.join(close)}?" if close else ""
-            raise ConfigError(f"unknown config key {key!r} ({source}).{hint} Valid keys: {', '.join(known)}")
-        changes[key] = _coerce(key, value, getattr(cfg, key), hints[key])
-    return dataclasses.replace(cfg, **changes)
+            raise ConfigError(
+                f"unknown config key {key!r} ({source}).{hint} `landmark-afl train --task NAME --show-config` lists "
+                "every key"
+            ) from None
+    if renamed:
+        warnings.warn(
+            f"old config keys in {source}: {', '.join(renamed)}; they work in this release only, use the new names",
+            FutureWarning,
+            stacklevel=2,
+        )
+    return cfg
 
 
-def load_config_file(path: str | Path, base=None):
-    """Apply a YAML file of ``key: value`` pairs on top of ``base`` (default: the defaults)."""
+def load_config_file(path: str | Path, base, aliases: dict[str, str] | None = None):
+    """Apply a YAML file of ``key: value`` pairs (nested or dotted) on top of ``base``."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file {path} does not exist")
@@ -160,4 +181,50 @@ def load_config_file(path: str | Path, base=None):
         raise ConfigError(f"config file {path} is not valid YAML: {err}") from err
     if not isinstance(values, dict):
         raise ConfigError(f"config file {path} must hold a mapping of key: value, got {type(values).__name__}")
-    return update_config(base or TrainConfig(), values, source=str(path))
+    return update_config(base, values, source=str(path), aliases=aliases)
+
+
+def field_docs(cls) -> dict[str, str]:
+    """The one-line docs of a dataclass's fields, from its docstring's ``Attributes:`` section.
+
+    A line ``a, b: doc`` documents both ``a`` and ``b``; continuation lines are joined.
+    """
+    doc = inspect.getdoc(cls) or ""
+    match = re.search(r"^Attributes:\n((?:[ \t]+.*\n?|\n)*)", doc, re.MULTILINE)
+    if not match:
+        return {}
+    out: dict[str, str] = {}
+    names: list[str] = []
+    for line in match.group(1).splitlines():
+        entry = re.match(r"^ {4}([\w, ]+):\s*(.*)$", line)
+        if entry:
+            names = [n.strip() for n in entry.group(1).split(",")]
+            for n in names:
+                out[n] = entry.group(2).strip()
+        elif line.startswith(" " * 8) and names:
+            for n in names:
+                out[n] = f"{out[n]} {line.strip()}"
+    return out
+
+
+def config_docs(cfg) -> list[tuple[str, object, str]]:
+    """``(dotted key, default, doc)`` for every leaf key of ``cfg`` (an instance or a class), in field order."""
+    cfg = cfg() if isinstance(cfg, type) else cfg
+    docs = field_docs(type(cfg))
+    rows = []
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        if dataclasses.is_dataclass(value):
+            rows += [(f"{f.name}.{k}", v, d) for k, v, d in config_docs(value)]
+        else:
+            rows.append((f.name, value, docs.get(f.name, "")))
+    return rows
+
+
+def format_config_docs(cfg) -> str:
+    """The ``--show-config`` text: ``key = default`` and its doc on the next line, one block per key."""
+    lines = []
+    for key, default, doc in config_docs(cfg):
+        lines.append(f"{key} = {list(default) if isinstance(default, tuple) else default!r}")
+        lines.append(f"    {doc}" if doc else "    (undocumented)")
+    return "\n".join(lines)

@@ -1,19 +1,20 @@
 """Generic trainer: backward, step, schedule, logging, checkpoints and exact resume. Tasks hold the specifics.
 
-Run folder: ``config.yaml`` (written by the caller), ``metrics.csv`` (one row per epoch), ``difficulty.csv`` (one
-row per training sample per epoch, when the task returns scores), ``checkpoints/last.pt`` and ``best.pt``,
-TensorBoard event files. Each epoch reseeds the global RNGs with ``(seed, epoch)`` and the data set's augmentation
-with the epoch, so ``resume`` from the end of epoch e trains exactly like an uninterrupted run.
+The trainer knows no task, data set or loss: it writes what the task hands it. Run folder: ``metrics.csv`` (one row
+per epoch: the trainer's own columns, ``train_<name>`` for the epoch mean of each scalar the task logs, and the
+task's ``val_*`` metrics), ``<task.records_file>`` (one row per training sample per epoch, from the task's
+``records``), ``checkpoints/last.pt`` and ``best.pt`` (the task's ``selection_key`` decides), TensorBoard event
+files. Each epoch reseeds the global RNGs with ``(seed, epoch)`` and the data set's augmentation with the epoch, so
+``resume`` from the end of epoch e trains exactly like an uninterrupted run.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import math
 import random
 import time
-from dataclasses import dataclass
+from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -21,27 +22,13 @@ import torch
 
 from landmark_afl.engine.atomic import write_atomic
 from landmark_afl.engine.checkpoint import load_checkpoint, save_checkpoint
+from landmark_afl.engine.optim import OptimConfig, autocast_dtype, build_optimizer, lr_lambda
+
+__all__ = ["NonFiniteLossError", "OptimConfig", "Trainer", "seed_everything"]
 
 
 class NonFiniteLossError(RuntimeError):
     """The loss became NaN or infinite; training stopped without overwriting the last good checkpoint."""
-
-
-@dataclass(frozen=True)
-class OptimConfig:
-    """What the trainer needs of the run's configuration."""
-
-    epochs: int
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    schedule: str = "cosine"
-    warmup_epochs: float = 0.5
-    step_epochs: int = 10
-    step_gamma: float = 0.1
-    grad_clip: float = 5.0
-    seed: int = 0
-    amp: str = "auto"
-    log_every: int = 20
 
 
 def seed_everything(seed: int) -> None:
@@ -50,47 +37,27 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _lr_lambda(cfg: OptimConfig, steps_per_epoch: int):
-    warmup = max(0, round(cfg.warmup_epochs * steps_per_epoch))
-    total = max(1, cfg.epochs * steps_per_epoch)
-
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        if cfg.schedule == "cosine":
-            progress = min(1.0, (step - warmup) / max(1, total - warmup))
-            return 0.5 * (1 + math.cos(math.pi * progress))
-        if cfg.schedule == "step":
-            return cfg.step_gamma ** ((step // steps_per_epoch) // max(1, cfg.step_epochs))
-        raise ValueError(f"schedule must be 'cosine' or 'step', got {cfg.schedule!r}")
-
-    return factor
-
-
-def _autocast_dtype(amp: str, device: torch.device):
-    if amp == "off" or device.type != "cuda":
-        return None
-    if amp in ("auto", "bf16"):
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    if amp == "fp16":
-        return torch.float16
-    raise ValueError(f"amp must be 'auto', 'off', 'bf16' or 'fp16', got {amp!r}")
-
-
-def _write_csv_atomic(path: Path, header: list[str], rows: list[list]) -> None:
+def _write_csv_atomic(path: Path, rows: list[dict], first: tuple[str, ...]) -> None:
+    """Rows of dicts; the header is ``first`` then every other key in order of first appearance."""
+    header = list(first)
+    for row in rows:
+        header += [k for k in row if k not in header]
     buf = io.StringIO()
-    writer = csv.writer(buf)
-    writer.writerow(header)
+    writer = csv.DictWriter(buf, fieldnames=header, restval="")
+    writer.writeheader()
     writer.writerows(rows)
     write_atomic(path, buf.getvalue())
 
 
-def _read_csv_rows(path: Path, max_epoch: int) -> list[list[str]]:
+def _read_csv_rows(path: Path, max_epoch: int) -> list[dict]:
     if not path.is_file():
         return []
     with path.open(newline="") as f:
-        rows = list(csv.reader(f))[1:]
-    return [r for r in rows if r and int(r[0]) <= max_epoch]
+        return [r for r in csv.DictReader(f) if r.get("epoch") and int(r["epoch"]) <= max_epoch]
+
+
+def _scalar(value) -> float:
+    return float(value.detach().float().item()) if torch.is_tensor(value) else float(value)
 
 
 class Trainer:
@@ -102,29 +69,31 @@ class Trainer:
         cfg: optimisation settings.
         run_dir: the run folder.
         device: where to train.
-        run_meta: extra entries saved in every checkpoint (resolved config, landmark names, codec...).
+        run_meta: extra entries saved in every checkpoint (resolved config, recipe name, landmark names...).
+        seed: the run's seed; epoch e starts from ``seed * 1000 + e``.
     """
 
-    METRIC_FIELDS = ("epoch", "step", "lr", "train_loss", "train_base_loss", "images_per_s", "epoch_s")
+    METRIC_FIELDS = ("epoch", "step", "lr", "train_loss")
 
-    def __init__(self, task, train_loader, val_loader, cfg: OptimConfig, run_dir, device, run_meta: dict):
+    def __init__(self, task, train_loader, val_loader, cfg: OptimConfig, run_dir, device, run_meta: dict, seed=0):
         self.task = task.to(device)
         self.train_loader = train_loader
         self.val_loader = val_loader
         self.cfg = cfg
+        self.seed = int(seed)
         self.run_dir = Path(run_dir)
         self.device = torch.device(device)
         self.run_meta = run_meta
-        self.optimizer = torch.optim.AdamW(task.optimizer_parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, _lr_lambda(cfg, len(train_loader)))
-        self.amp_dtype = _autocast_dtype(cfg.amp, self.device)
+        self.optimizer = build_optimizer(cfg, task.optimizer_parameters())
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_lambda(cfg, len(train_loader)))
+        self.amp_dtype = autocast_dtype(cfg.amp, self.device)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         self.epoch = 0
         self.step = 0
         self.best_key: tuple | None = None
         self.best_metrics: dict | None = None
-        self.metric_rows: list[list] = []
-        self.difficulty_rows: list[list] = []
+        self.metric_rows: list[dict] = []
+        self.record_rows: list[dict] = []
 
     # -- checkpoints -----------------------------------------------------------------------------------------
     def state(self, metrics: dict) -> dict:
@@ -154,7 +123,8 @@ class Trainer:
         self.best_key = tuple(state["best_key"]) if state["best_key"] else None
         self.best_metrics = state["best_metrics"]
         self.metric_rows = _read_csv_rows(self.run_dir / "metrics.csv", self.epoch)
-        self.difficulty_rows = _read_csv_rows(self.run_dir / "difficulty.csv", self.epoch)
+        if self.task.records_file:
+            self.record_rows = _read_csv_rows(self.run_dir / self.task.records_file, self.epoch)
 
     # -- training --------------------------------------------------------------------------------------------
     def fit(self, console=None) -> dict:
@@ -167,7 +137,7 @@ class Trainer:
         try:
             while self.epoch < self.cfg.epochs:
                 metrics = self._train_epoch(console, writer)
-                metrics.update(self.task.validate(self.val_loader))
+                metrics.update(self.task.validate(self.val_loader, self.run_dir))
                 self._end_epoch(metrics, writer, console)
         finally:
             writer.close()
@@ -175,7 +145,7 @@ class Trainer:
 
     def _train_epoch(self, console, writer) -> dict:
         epoch = self.epoch + 1
-        seed_everything(self.cfg.seed * 1000 + epoch)
+        seed_everything(self.seed * 1000 + epoch)
         dataset = self.train_loader.dataset
         if hasattr(dataset, "set_epoch"):
             dataset.set_epoch(epoch)
@@ -184,24 +154,25 @@ class Trainer:
         self.task.train()
         n_steps = len(self.train_loader)
         t0 = time.perf_counter()
-        seen, loss_sum, base_sum, window = 0, 0.0, 0.0, []
+        seen, loss_sum, log_sums, window = 0, 0.0, defaultdict(float), []
         progress = _progress_bar(console)
         bar = progress.add_task(f"epoch {epoch}/{self.cfg.epochs}", total=n_steps)
         with progress:
             for i, batch in enumerate(self.train_loader):
                 out, batch_size = self._train_step(epoch, i, batch)
                 loss_value = out["loss"].item()
-                base = float(out.get("base_loss", loss_value))
+                logged = {k: _scalar(v) for k, v in out.get("log", {}).items()}
                 seen += batch_size
                 loss_sum += loss_value * batch_size
-                base_sum += base * batch_size
+                for key, value in logged.items():
+                    log_sums[key] += value * batch_size
                 window.append(loss_value)
-                self._record_difficulty(epoch, batch, out)
+                self._record(epoch, out.get("records"))
                 if self.step % self.cfg.log_every == 0 or i + 1 == n_steps:
                     rate = seen / max(time.perf_counter() - t0, 1e-9)
                     remaining = ((self.cfg.epochs - epoch + 1) * n_steps - i - 1) * batch_size / max(rate, 1e-9)
-                    self._log_step(console, writer, f"epoch {epoch}/{self.cfg.epochs} step {i + 1}/{n_steps}", out,
-                                   np.mean(window[-20:]), base, rate, remaining)  # fmt: skip
+                    where = f"epoch {epoch}/{self.cfg.epochs} step {i + 1}/{n_steps}"
+                    self._log_step(console, writer, where, loss_value, np.mean(window[-20:]), logged, rate, remaining)
                 progress.update(bar, advance=1, description=f"epoch {epoch}/{self.cfg.epochs} loss {loss_value:.4g}")
         elapsed = time.perf_counter() - t0
         return {
@@ -209,7 +180,7 @@ class Trainer:
             "step": self.step,
             "lr": self.scheduler.get_last_lr()[0],
             "train_loss": loss_sum / max(seen, 1),
-            "train_base_loss": base_sum / max(seen, 1),
+            **{f"train_{k}": v / max(seen, 1) for k, v in log_sums.items()},
             "images_per_s": seen / max(elapsed, 1e-9),
             "epoch_s": elapsed,
         }
@@ -223,8 +194,8 @@ class Trainer:
         if not torch.isfinite(loss):
             raise NonFiniteLossError(
                 f"non-finite loss ({loss.item()}) at epoch {epoch}, step {i + 1}: training stopped; the last "
-                f"good checkpoint is {self.run_dir / 'checkpoints' / 'last.pt'}. Lower lr (now "
-                f"{self.scheduler.get_last_lr()[0]:.2e}), set grad_clip, or check the data with "
+                f"good checkpoint is {self.run_dir / 'checkpoints' / 'last.pt'}. Lower optim.lr (now "
+                f"{self.scheduler.get_last_lr()[0]:.2e}), set optim.grad_clip, or check the data with "
                 "`landmark-afl data check`."
             )
         self.optimizer.zero_grad(set_to_none=True)
@@ -236,34 +207,33 @@ class Trainer:
         self.scaler.update()
         self.scheduler.step()
         self.step += 1
-        return out, batch["image"].shape[0]
+        return out, self.task.batch_size(batch)
 
-    def _log_step(self, console, writer, where: str, out: dict, smoothed: float, base: float, rate, remaining):
+    def _log_step(self, console, writer, where: str, loss: float, smoothed: float, logged: dict, rate, remaining):
         lr = self.scheduler.get_last_lr()[0]
-        extra = f" score {float(out['score_mean']):.3f}" if "score_mean" in out else ""
-        console.log(
-            f"{where} loss {smoothed:.4g} base {base:.4g}{extra} lr {lr:.2e} {rate:.1f} img/s "
-            f"ETA {_fmt_seconds(remaining)}"
+        shown = (
+            logged if self.task.console_keys is None else {k: logged[k] for k in self.task.console_keys if k in logged}
         )
-        writer.add_scalar("train/loss", out["loss"].item(), self.step)
-        writer.add_scalar("train/base_loss", base, self.step)
+        extra = "".join(f" {k} {v:.4g}" for k, v in shown.items())
+        console.log(f"{where} loss {smoothed:.4g}{extra} lr {lr:.2e} {rate:.1f} img/s ETA {_fmt_seconds(remaining)}")
+        writer.add_scalar("train/loss", loss, self.step)
         writer.add_scalar("train/lr", lr, self.step)
-        for key in ("critic_loss", "wasserstein", "gp", "score_mean", "real_score", "fake_score"):
-            if key in out:
-                writer.add_scalar(f"critic/{key}", float(out[key]), self.step)
+        for key, value in logged.items():
+            writer.add_scalar(f"train/{key}", value, self.step)
 
-    def _record_difficulty(self, epoch: int, batch: dict, out: dict) -> None:
-        if "per_sample_loss" not in out or "image_id" not in batch:
+    def _record(self, epoch: int, records: dict | None) -> None:
+        if not records or not self.task.records_file:
             return
-        losses = out["per_sample_loss"].float().cpu().tolist()
-        scores = out["scores"].float().cpu().tolist() if "scores" in out else [""] * len(losses)
-        for image_id, score, base in zip(batch["image_id"], scores, losses, strict=True):
-            self.difficulty_rows.append([epoch, image_id, score, base])
+        columns = {k: v.detach().float().cpu().tolist() if torch.is_tensor(v) else list(v) for k, v in records.items()}
+        lengths = {len(v) for v in columns.values()}
+        assert len(lengths) == 1, f"records columns of unequal lengths: { {k: len(v) for k, v in columns.items()} }"
+        for values in zip(*columns.values(), strict=True):
+            self.record_rows.append({"epoch": epoch, **dict(zip(columns, values, strict=True))})
 
     def _end_epoch(self, metrics: dict, writer, console) -> None:
         self.epoch = metrics["epoch"]
         for key, value in metrics.items():
-            if key not in ("epoch", "step") and isinstance(value, (int, float)) and value is not None:
+            if key not in ("epoch", "step") and isinstance(value, (int, float)) and not isinstance(value, bool):
                 writer.add_scalar(f"epoch/{key}", value, self.epoch)
         key = self.task.selection_key(metrics)
         improved = self.best_key is None or key < self.best_key
@@ -274,21 +244,14 @@ class Trainer:
         save_checkpoint(ckpt_dir / "last.pt", state)
         if improved:
             save_checkpoint(ckpt_dir / "best.pt", state)
+        train_fields = [k for k in metrics if not k.startswith("val_")]
         val_fields = sorted(k for k in metrics if k.startswith("val_"))
-        header = list(self.METRIC_FIELDS) + val_fields
-        self.metric_rows.append([metrics.get(k, "") for k in header])
-        _write_csv_atomic(self.run_dir / "metrics.csv", header, self.metric_rows)
-        if self.difficulty_rows:
-            _write_csv_atomic(
-                self.run_dir / "difficulty.csv", ["epoch", "image", "score", "base_loss"], self.difficulty_rows
-            )
-        summary = ", ".join(
-            f"{k[4:]} {v:.4g}" if isinstance(v, float) else f"{k[4:]} {v}"
-            for k, v in metrics.items()
-            if k in ("val_loss", "val_false_negatives", "val_present", "val_mre_mm", "val_mre_px")
-        )
+        self.metric_rows.append({k: "" if metrics[k] is None else metrics[k] for k in train_fields + val_fields})
+        _write_csv_atomic(self.run_dir / "metrics.csv", self.metric_rows, self.METRIC_FIELDS)
+        if self.record_rows:
+            _write_csv_atomic(self.run_dir / self.task.records_file, self.record_rows, ("epoch",))
         best = " (best)" if improved else ""
-        console.log(f"epoch {self.epoch} done in {metrics['epoch_s']:.0f}s: {summary}{best}")
+        console.log(f"epoch {self.epoch} done in {metrics['epoch_s']:.0f}s: {self.task.epoch_summary(metrics)}{best}")
 
 
 def _progress_bar(console):

@@ -9,8 +9,9 @@ Layout of the comparison folder::
 
 Resumable: a run whose ``checkpoints/last.pt`` has reached the epochs is not trained again (a shorter one is resumed
 to the epochs; a run folder without a checkpoint is restarted), and an evaluation whose ``report.json`` is there is
-not redone unless its run was trained in this invocation. Runs are trained in-process through the ``train`` command,
-so each one is exactly what ``landmark-afl train`` would produce with the same arguments.
+not redone unless its run was trained in this invocation. Runs are trained in-process by the recipe's
+``train_recipe``, the function behind ``landmark-afl train``, so each is what ``train`` makes with the same settings.
+Tasks other than landmarks are compared by ``compare_tasks`` (arms x seeds, the recipe's metrics).
 """
 
 from __future__ import annotations
@@ -20,20 +21,22 @@ import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-METHODS = (("baseline", False), ("afl", True))
-LABELS = {"baseline": "baseline", "afl": "AFL"}
-RESERVED_KEYS = ("seed", "afl", "protocol", "data", "epochs")
+RESERVED_KEYS = ("seed", "afl.enabled", "afl", "protocol", "data", "epochs", "optim.epochs")
 
 
 @dataclass
 class CompareSettings:
-    """What a comparison trains and evaluates (see the module docstring)."""
+    """What a comparison trains and evaluates (see the module docstring).
 
-    data: str = "phantom"
+    ``data`` None is the recipe's default data (the landmark phantom); ``protocols`` applies to the landmark task.
+    """
+
+    task: str = "landmarks"
+    data: str | None = None
     protocols: str = "all"
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     epochs: int = 12
-    split: str = "test"
+    split: str | None = None
     which: str = "best"
     threshold: float | None = None
     overrides: list[str] = field(default_factory=list)
@@ -45,42 +48,31 @@ class CompareSettings:
         return d
 
 
-def _train_argv(settings: CompareSettings, protocol: str, afl: bool, seed: int, run_dir: Path) -> tuple[list, bool]:
-    """The ``train`` arguments for one run, and whether it needs training at all."""
-    from landmark_afl.engine.checkpoint import CheckpointError, load_checkpoint
+def run_config(recipe, settings: CompareSettings, arm: dict, seed: int, protocol: str | None = None):
+    """The config of one run of a comparison: the overrides, then the arm's, then seed, epochs, data, protocol."""
+    from landmark_afl.engine.config import parse_overrides
+    from landmark_afl.recipes.train import resolve_config
 
-    last = run_dir / "checkpoints" / "last.pt"
-    if last.is_file():
-        try:
-            epoch = int(load_checkpoint(last).get("epoch", 0))
-        except CheckpointError:
-            epoch = -1
-        if epoch >= settings.epochs:
-            return [], False
-        if epoch >= 0:
-            return ["train", "--resume", str(run_dir), "--epochs", str(settings.epochs)], True
-    argv = ["train", "--protocol", protocol, "--epochs", str(settings.epochs), "--out", str(run_dir)]
-    if settings.data != "phantom":
-        argv += ["--data", settings.data]
-    if not afl:
-        argv.append("--no-afl")
-    if run_dir.exists() and any(run_dir.iterdir()):
-        argv.append("--force")
-    return [*argv, *settings.overrides, f"seed={seed}"], True
+    values: dict = {**parse_overrides(settings.overrides), **arm, "seed": seed, "optim.epochs": settings.epochs}
+    if settings.data is not None:
+        values["data"] = settings.data
+    if protocol is not None:
+        values["protocol"] = protocol
+    return resolve_config(recipe, values)
 
 
-def _train(argv: list[str]) -> int:
-    import argparse
+def train_arm(recipe, cfg, run_dir: Path, name: str, progress: str, console) -> bool:
+    """Train one run of a comparison unless it is done; returns whether it was trained now."""
+    from landmark_afl.recipes.train import train_to_epochs
 
-    from landmark_afl.cli import train
+    console.rule(f"{progress} {name}")
+    trained = train_to_epochs(recipe, cfg, run_dir, console)
+    if not trained:
+        console.log(f"{progress} {name}: trained to {cfg.optim.epochs} epochs already, skipped")
+    return trained
 
-    parser = argparse.ArgumentParser(prog="landmark-afl")
-    train.add_parser(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(argv)
-    return int(train.run(args) or 0)
 
-
-def _check_settings(settings: CompareSettings, out: Path) -> None:
+def check_settings(settings: CompareSettings, out: Path) -> None:
     for item in settings.overrides:
         key = item.split("=", 1)[0].strip()
         if key in RESERVED_KEYS:
@@ -91,8 +83,8 @@ def _check_settings(settings: CompareSettings, out: Path) -> None:
         raise ValueError("--seeds is empty; give comma-separated integers like 0,1,2")
     if settings.epochs < 1:
         raise ValueError(f"--epochs must be >= 1, got {settings.epochs}")
-    if settings.data != "phantom" and not Path(settings.data).is_dir():
-        raise FileNotFoundError(f"--data {settings.data} is not a folder; give a data set folder or 'phantom'")
+    if settings.data is not None and not Path(settings.data).exists():
+        raise FileNotFoundError(f"--data {settings.data} does not exist; give the task's data folder")
     stored = out / "compare.json"
     if stored.is_file():
         previous = json.loads(stored.read_text())
@@ -108,9 +100,21 @@ def _check_settings(settings: CompareSettings, out: Path) -> None:
 
 def run_comparison(settings: CompareSettings, out: Path, console=None) -> int:
     """Train, evaluate and report (see the module docstring). Returns 0, or 3 when some runs failed."""
+    from landmark_afl.recipes import get_recipe
+
+    recipe = get_recipe(settings.task)
+    if recipe.name != "landmarks":
+        from landmark_afl.evaluation.compare_tasks import run_task_comparison
+
+        return run_task_comparison(recipe, settings, out, console)
+    return _run_landmark_comparison(recipe, settings, out, console)
+
+
+def _run_landmark_comparison(recipe, settings: CompareSettings, out: Path, console=None) -> int:
     from rich.console import Console
 
     from landmark_afl.engine.atomic import write_atomic
+    from landmark_afl.engine.trainer import NonFiniteLossError
     from landmark_afl.evaluation.evaluator import evaluate_run, resolve_protocols
     from landmark_afl.evaluation.html import write_side_by_side
     from landmark_afl.evaluation.report import load_report, side_by_side, table_csv, table_markdown
@@ -119,30 +123,29 @@ def run_comparison(settings: CompareSettings, out: Path, console=None) -> int:
     console = console or Console()
     out = Path(out)
     protocols = resolve_protocols(settings.protocols, "high")
-    if settings.data != "phantom":
+    if settings.data is not None:
         settings.data = str(Path(settings.data).expanduser().resolve())
-    _check_settings(settings, out)
+    settings.split = settings.split or recipe.splits[0]
+    check_settings(settings, out)
     out.mkdir(parents=True, exist_ok=True)
     write_atomic(out / "compare.json", json.dumps(settings.key(), indent=1))
     entries, per_run, failures = [], [], []
-    total = len(protocols) * len(settings.seeds) * len(METHODS)
+    total = len(protocols) * len(settings.seeds) * len(recipe.arms)
     done = 0
     for protocol in protocols:
         for seed in settings.seeds:
-            for method, afl in METHODS:
+            for label, arm in recipe.arms.items():
                 done += 1
-                name = f"{Path(protocol).stem}-{method}-s{seed}"
+                name = f"{Path(protocol).stem}-{label.lower()}-s{seed}"
                 run_dir, eval_dir = out / "runs" / name, out / "evaluations" / name
-                argv, needed = _train_argv(settings, protocol, afl, seed, run_dir)
-                if needed:
-                    if eval_dir.exists():
-                        shutil.rmtree(eval_dir)  # its model is about to change
-                    console.rule(f"[{done}/{total}] training {name}: landmark-afl {' '.join(argv)}")
-                    if _train(argv) != 0:
-                        failures.append(f"{name}: training failed (see the log above)")
-                        continue
-                else:
-                    console.log(f"[{done}/{total}] {name}: trained to {settings.epochs} epochs already, skipped")
+                cfg = run_config(recipe, settings, arm, seed, protocol)
+                try:
+                    trained = train_arm(recipe, cfg, run_dir, name, f"[{done}/{total}]", console)
+                except NonFiniteLossError as err:
+                    failures.append(f"{name}: training failed ({err})")
+                    continue
+                if trained and eval_dir.exists():
+                    shutil.rmtree(eval_dir)  # its model has changed
                 if (eval_dir / "report.json").is_file():
                     report = load_report(eval_dir)
                     console.log(f"[{done}/{total}] {name}: evaluation already written, skipped")
@@ -158,16 +161,16 @@ def run_comparison(settings: CompareSettings, out: Path, console=None) -> int:
                         f"[{done}/{total}] {name}: {e['false_negatives']} false negatives / {e['present']} present, "
                         f"{e['false_positives']} false positives"
                     )
-                entries.append((LABELS[method], report, eval_dir))
-                per_run.append((f"{LABELS[method]} s{seed}", report))
+                entries.append((label, report, eval_dir))
+                per_run.append((f"{label} s{seed}", report))
     if not entries:
         console.print("[red]no run finished; nothing to report[/red]")
         return 1
-    from landmark_afl.cli.evaluate import _notes, collect_difficulty, print_table
+    from landmark_afl.evaluation.side_by_side import collect_difficulty, print_table, report_notes
 
     report_dir = out / "report"
     report_dir.mkdir(exist_ok=True)
-    notes = [*_notes([r for _, r, _ in entries]), f"seeds {settings.seeds}, epochs {settings.epochs}"]
+    notes = [*report_notes([r for _, r, _ in entries]), f"seeds {settings.seeds}, epochs {settings.epochs}"]
     if settings.overrides:
         notes.append("training overrides: " + " ".join(settings.overrides))
     rows = write_side_by_side(

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from landmark_afl.evaluation.outcomes import landmark_outcomes, summarize_outcomes
+from landmark_afl.metrics.landmarks import landmark_outcomes, summarize_outcomes
 
 
 @dataclass
@@ -70,7 +70,8 @@ class Evaluation:
 
     @property
     def afl(self) -> bool:
-        return bool(self.config.get("afl", False))
+        afl = self.config.get("afl", False)  # a section {"enabled": ...}; a bool in first-release checkpoints
+        return bool(afl.get("enabled", False) if isinstance(afl, dict) else afl)
 
 
 def predict_images(
@@ -165,7 +166,7 @@ def resolve_protocols(spec: str | Sequence[str] | None, default: str) -> list[st
 
 def run_data_dir(trained) -> Path:
     """The data set a run was trained on: the checkpoint's ``data_dir``, else its config (phantom when unset)."""
-    from landmark_afl.tasks.landmark_run import resolve_data_dir
+    from landmark_afl.recipes.landmarks import resolve_data_dir
 
     stored = trained.state.get("data_dir")
     if stored:
@@ -209,8 +210,8 @@ def evaluate_run(
         ProtocolError: an unknown protocol.
         ValueError: the data set's landmarks differ from the run's, or the split is empty.
     """
-    from landmark_afl.data import load_dataset
-    from landmark_afl.tasks.landmark_run import load_trained_run, resolve_device
+    from landmark_afl.data.dataset import load_dataset
+    from landmark_afl.recipes.landmarks import load_trained_run, resolve_device
 
     trained = load_trained_run(run, which=which, device=resolve_device(device))
     names = resolve_protocols(protocols, trained.protocol)

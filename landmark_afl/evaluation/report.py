@@ -35,7 +35,7 @@ import numpy as np
 from landmark_afl.engine.atomic import write_atomic
 from landmark_afl.evaluation.evaluator import Evaluation, summarize_result
 from landmark_afl.evaluation.plots import pool_by_label
-from landmark_afl.evaluation.sweep import DEFAULT_THRESHOLDS, threshold_sweep
+from landmark_afl.metrics.sweep import DEFAULT_THRESHOLDS, threshold_sweep
 
 REPORT_FORMAT = "landmark-afl-evaluation"
 REPORT_VERSION = 1
@@ -175,7 +175,7 @@ def evaluation_markdown(report: dict) -> str:
 
 def write_evaluation(ev: Evaluation, out: Path) -> dict:
     """Write report.json, report.md, per_image.csv, sweep.png (and the run's difficulty.png) into ``out``."""
-    from landmark_afl.evaluation.sweep import plot_sweeps
+    from landmark_afl.evaluation.sweep_plot import plot_sweeps
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -24,9 +24,9 @@ class TorchEngine:
         device: where the model is.
 
     Example:
-        >>> from landmark_afl.engine.config import TrainConfig, update_config
-        >>> from landmark_afl.tasks.landmark_run import build_task
-        >>> task = build_task(update_config(TrainConfig(), {"input_size": (64, 64)}), 3).eval()
+        >>> from landmark_afl.engine.config import update_config
+        >>> from landmark_afl.recipes.landmarks import LandmarkConfig, build_task
+        >>> task = build_task(update_config(LandmarkConfig(), {"input_size": (64, 64)}), 3).eval()
         >>> xy, peaks = TorchEngine(task)(torch.zeros(2, 1, 64, 64))
         >>> xy.shape, peaks.shape
         ((2, 3, 2), (2, 3))

@@ -46,7 +46,7 @@ def export_onnx(run, out: str | Path, opset: int = DEFAULT_OPSET, check: bool = 
     """Write ``run``'s model to ``out`` as ONNX with a dynamic batch axis; returns the path.
 
     Args:
-        run: a ``TrainedRun`` (``landmark_afl.tasks.landmark_run.load_trained_run``).
+        run: a ``TrainedRun`` (``landmark_afl.recipes.landmarks.load_trained_run``).
         out: the .onnx file to write (replaced atomically).
         opset: ONNX opset version.
         check: run the file with onnxruntime on a batch of 2 and compare with PyTorch (max |diff| <= 1e-3).

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -11,22 +12,39 @@ from torch import nn
 class TrainTask(nn.Module):
     """A trainable task. Subclasses implement ``forward`` and ``validate``.
 
-    ``forward(batch)`` returns a dict with a differentiable scalar ``"loss"`` and optionally ``"base_loss"``
-    (scalar, logged), ``"per_sample_loss"`` and ``"scores"`` ([B], written to difficulty.csv with the batch's
-    ``"image_id"``) and any other scalars to log. ``validate(loader)`` returns a dict of scalars;
-    ``selection_key(metrics)`` orders checkpoints (lower is better). State outside the parameters (an optimizer
-    of the task's own) travels through ``extra_state`` / ``load_extra_state``.
+    ``forward(batch)`` returns a dict with:
+
+    - ``"loss"``: the differentiable scalar the trainer back-propagates;
+    - ``"log"`` (optional): name -> scalar (float or 0-d tensor); the trainer logs each to TensorBoard and writes
+      its epoch mean to metrics.csv as ``train_<name>``; ``console_keys`` picks those shown on the log line;
+    - ``"records"`` (optional): equal-length columns for the batch's samples (e.g. ``{"image": ids, "score": [B],
+      "base_loss": [B]}``); the trainer appends them, with the epoch, to ``run_dir / records_file``.
+
+    ``validate(loader, out_dir)`` returns a dict of ``val_*`` scalars (and may write files into ``out_dir``, the
+    run folder, when it is not None); ``selection_key(metrics)`` orders checkpoints (lower is better);
+    ``epoch_summary(metrics)`` is the console line after each epoch. State outside the parameters (an optimizer of
+    the task's own, such as the AFL critic's) travels through ``extra_state`` / ``load_extra_state``.
     """
+
+    records_file: str | None = "difficulty.csv"
+    console_keys: tuple[str, ...] | None = None  # None: every logged scalar
 
     def optimizer_parameters(self) -> Iterable[nn.Parameter]:
         """Parameters the trainer's optimizer updates (a task's critic has its own optimizer)."""
         return self.parameters()
 
-    def validate(self, loader) -> dict:
+    def validate(self, loader, out_dir: Path | None = None) -> dict:
         raise NotImplementedError
 
     def selection_key(self, metrics: dict) -> tuple:
         return (metrics.get("val_loss", float("inf")),)
+
+    def epoch_summary(self, metrics: dict) -> str:
+        return ", ".join(
+            f"{k[4:]} {v:.4g}" if isinstance(v, float) else f"{k[4:]} {v}"
+            for k, v in metrics.items()
+            if k.startswith("val_")
+        )
 
     def extra_state(self) -> dict:
         return {}
@@ -34,6 +52,9 @@ class TrainTask(nn.Module):
     def load_extra_state(self, state: dict) -> None:
         if state:
             raise ValueError(f"{type(self).__name__} has no extra state, got keys {sorted(state)}")
+
+    def batch_size(self, batch: dict) -> int:
+        return len(batch["image"])
 
     @staticmethod
     def batch_to(batch: dict, device: torch.device) -> dict:

@@ -9,8 +9,8 @@ from torch import nn
 from landmark_afl.afl import AdversarialFocalLoss, AFLConfig, TopologyCritic, topology_features
 from landmark_afl.codecs import GaussianHeatmapCodec
 from landmark_afl.data.letterbox import to_image_coords
-from landmark_afl.evaluation import landmark_outcomes, summarize_outcomes
 from landmark_afl.losses import HeatmapLoss
+from landmark_afl.metrics.landmarks import landmark_outcomes, summarize_outcomes
 from landmark_afl.tasks.base import TrainTask
 
 
@@ -24,6 +24,8 @@ class LandmarkTask(TrainTask):
         afl: AFL settings, or None for the plain (baseline) loss ``mean_b L[b]``.
         detect_threshold: peak response at or above which a landmark counts as detected (validation).
     """
+
+    console_keys = ("base_loss", "score_mean")
 
     def __init__(
         self,
@@ -39,7 +41,7 @@ class LandmarkTask(TrainTask):
         self.loss = loss
         self.detect_threshold = float(detect_threshold)
         self.afl = None
-        if afl is not None:
+        if afl is not None and afl.enabled:
             threshold = afl.threshold
             self.afl = AdversarialFocalLoss(TopologyCritic(), lambda maps: topology_features(maps, threshold), afl)
 
@@ -54,14 +56,16 @@ class LandmarkTask(TrainTask):
         raw = self.model(batch["image"])
         target = batch["heatmaps"]
         per_sample = self.loss(raw, target)
-        out = {"base_loss": per_sample.mean().detach(), "per_sample_loss": per_sample.detach()}
+        log = {"base_loss": per_sample.mean().detach()}
+        records = {"image": list(batch["image_id"]), "base_loss": per_sample.detach()}
         if self.afl is None:
-            out["loss"] = per_sample.mean()
-            return out
+            return {"loss": per_sample.mean(), "log": log, "records": records}
         afl_out = self.afl(self.loss.activate(raw.detach()), target, per_sample)
-        out.update(afl_out)
-        out["score_mean"] = afl_out["scores"].mean()
-        return out
+        scores = afl_out.pop("scores")
+        log.update({"score_mean": scores.mean(), **afl_out})
+        log.pop("loss")
+        records["score"] = scores
+        return {"loss": afl_out["loss"], "log": log, "records": records}
 
     @torch.no_grad()
     def predict(self, batch: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -71,7 +75,7 @@ class LandmarkTask(TrainTask):
         return to_image_coords(xy.cpu().numpy(), scale), peaks.cpu().numpy()
 
     @torch.no_grad()
-    def validate(self, loader) -> dict:
+    def validate(self, loader, out_dir=None) -> dict:
         """Validation loss, false negatives / present, false positives, MRE and SDR over the loader."""
         was_training = self.training
         self.eval()
@@ -112,6 +116,14 @@ class LandmarkTask(TrainTask):
             mre = metrics.get("val_mre_px")
         mre = float("inf") if mre is None or not np.isfinite(mre) else mre
         return (metrics["val_false_negatives"], mre, metrics["val_loss"])
+
+    def epoch_summary(self, metrics: dict) -> str:
+        keys = ("val_loss", "val_false_negatives", "val_present", "val_mre_mm", "val_mre_px")
+        return ", ".join(
+            f"{k[4:]} {metrics[k]:.4g}" if isinstance(metrics[k], float) else f"{k[4:]} {metrics[k]}"
+            for k in keys
+            if metrics.get(k) is not None
+        )
 
     def extra_state(self) -> dict:
         return self.afl.extra_state() if self.afl is not None else {}

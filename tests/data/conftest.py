@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from landmark_afl.data import generate_phantom
+from landmark_afl.data.phantom import generate_phantom
 
 SMALL = {"n": 6, "seed": 3, "size": 256}
 

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from landmark_afl.cli import main
-from landmark_afl.data import check_dataset
+from landmark_afl.data.check import check_dataset
 
 
 def test_phantom_passes(small_phantom: Path, capsys: pytest.CaptureFixture) -> None:

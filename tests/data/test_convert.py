@@ -10,8 +10,11 @@ import numpy as np
 import pytest
 
 from landmark_afl.cli import main
-from landmark_afl.data import DatasetError, check_dataset, convert_hand_atlas, convert_isbi2015, load_dataset
+from landmark_afl.data.check import check_dataset
+from landmark_afl.data.convert_hand_atlas import convert_hand_atlas
 from landmark_afl.data.convert_isbi2015 import LANDMARKS as ISBI_LANDMARKS
+from landmark_afl.data.convert_isbi2015 import convert_isbi2015
+from landmark_afl.data.dataset import DatasetError, load_dataset
 from tests.conftest import shared_path
 
 

@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 import yaml
 
-from landmark_afl.data import DatasetError, load_dataset
-from landmark_afl.data.dataset import fallback_splits
+from landmark_afl.data.dataset import DatasetError, fallback_splits, load_dataset
 
 NAMES = ["sella", "nasion", "orbitale"]
 

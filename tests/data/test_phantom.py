@@ -9,8 +9,9 @@ import numpy as np
 import pydicom
 import pytest
 
-from landmark_afl.data import default_data_dir, generate_phantom, load_dataset
-from landmark_afl.data.phantom import HARD_FACTORS, HARD_FRACTIONS, make_image
+from landmark_afl.data.dataset import load_dataset
+from landmark_afl.data.default import default_data_dir
+from landmark_afl.data.phantom import HARD_FACTORS, HARD_FRACTIONS, generate_phantom, make_image
 from landmark_afl.data.phantom_anatomy import DIGITS, LANDMARKS
 from landmark_afl.io import read_image
 from tests.data.conftest import SMALL
@@ -117,7 +118,7 @@ def test_default_data_dir_generates_once(tmp_path: Path, monkeypatch: pytest.Mon
 
 def test_refuses_to_overwrite(small_phantom: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     from landmark_afl.cli import main
-    from landmark_afl.data import DatasetError
+    from landmark_afl.data.dataset import DatasetError
 
     with pytest.raises(DatasetError, match="not empty; choose another folder or pass --force"):
         generate_phantom(small_phantom, n=1, size=128)

@@ -3,7 +3,7 @@
 import numpy as np
 
 from landmark_afl.protocols import load_protocol
-from landmark_afl.tasks.landmark_run import load_trained_run
+from landmark_afl.recipes.landmarks import load_trained_run
 from tests.run_fixture import make_untrained_run
 
 

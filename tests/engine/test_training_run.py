@@ -10,10 +10,10 @@ import torch
 from landmark_afl.cli import main
 from landmark_afl.engine.checkpoint import CheckpointError, load_checkpoint
 from landmark_afl.engine.trainer import NonFiniteLossError, OptimConfig, Trainer
+from landmark_afl.recipes.landmarks import check_compatible, load_trained_run
 from landmark_afl.tasks.base import TrainTask
-from landmark_afl.tasks.landmark_run import check_compatible, load_trained_run
 
-TINY = ["input_size=[64,64]", "batch_size=4", "log_every=1", "aug_noise=0.01"]
+TINY = ["input_size=[64,64]", "batch_size=4", "optim.log_every=1", "augment.noise=0.01"]
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +50,12 @@ def test_run_folder_contract_and_exact_resume(tiny_phantom, tmp_path, monkeypatc
     assert a["epoch"] == b["epoch"] == 2 and a["step"] == b["step"]
     for key, tensor in a["task"].items():
         torch.testing.assert_close(tensor, b["task"][key], rtol=0, atol=0, msg=f"{key} differs after resume")
-    assert a["config"]["epochs"] == 2 and a["landmarks"] == b["landmarks"] and len(a["landmarks"]) == 36
+    assert (
+        a["config"]["optim"]["epochs"] == 2
+        and a["recipe"] == "landmarks"
+        and a["landmarks"] == b["landmarks"]
+        and len(a["landmarks"]) == 36
+    )
 
     with (split / "metrics.csv").open() as f:
         assert [row["epoch"] for row in csv.DictReader(f)] == ["1", "2"]
@@ -76,7 +81,9 @@ def test_baseline_run_has_no_critic_and_resume_checks_compatibility(tiny_phantom
         check_compatible(state, meta, out)
     with pytest.raises(CheckpointError, match="protocol 'high'"):
         check_compatible(state, {"landmarks": state["landmarks"], "protocol": "low"}, out)
+    config_before = (out / "config.yaml").read_text()
     assert main(["train", "--resume", str(out), "--epochs", "1", "--protocol", "low"]) == 2
+    assert (out / "config.yaml").read_text() == config_before  # a refused resume changes nothing
 
 
 def test_usage_errors_exit_2(tiny_phantom, tmp_path, capsys):
@@ -100,13 +107,71 @@ class _NaNTask(TrainTask):
     def forward(self, batch):
         return {"loss": self.w * float("nan")}
 
-    def validate(self, loader):
+    def validate(self, loader, out_dir=None):
         return {"val_loss": 0.0}
 
 
 def test_non_finite_loss_stops_with_a_clear_message(tmp_path):
     loader = torch.utils.data.DataLoader([{"image": torch.zeros(1)}] * 2, batch_size=1)
     trainer = Trainer(_NaNTask(), loader, loader, OptimConfig(epochs=1), tmp_path, "cpu", {})
-    with pytest.raises(NonFiniteLossError, match="non-finite loss.*epoch 1, step 1.*Lower lr"):
+    with pytest.raises(NonFiniteLossError, match="non-finite loss.*epoch 1, step 1.*Lower optim.lr"):
         trainer.fit()
     assert not (tmp_path / "checkpoints" / "last.pt").exists()
+
+
+class _CountingTask(TrainTask):
+    """A task that logs and records under names the trainer has never heard of."""
+
+    records_file = "per_sample.csv"
+
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, batch):
+        x = batch["image"].view(-1)
+        loss = ((self.w - x) ** 2).mean()
+        return {"loss": loss, "log": {"sq_err": loss.detach(), "const": 2.0},
+                "records": {"sample": list(batch["id"]), "value": x}}  # fmt: skip
+
+    def validate(self, loader, out_dir=None):
+        (out_dir / "validated.txt").write_text("yes")
+        return {"val_w": float(self.w.detach())}
+
+    def selection_key(self, metrics):
+        return (-metrics["val_w"],)
+
+
+def test_trainer_writes_what_the_task_hands_it(tmp_path):
+    data = [{"image": torch.tensor([float(i)]), "id": f"s{i}"} for i in range(4)]
+    loader = torch.utils.data.DataLoader(data, batch_size=2)
+    trainer = Trainer(_CountingTask(), loader, loader, OptimConfig(epochs=2, lr=0.1), tmp_path, "cpu", {}, seed=1)
+    trainer.fit()
+    with (tmp_path / "metrics.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert [r["epoch"] for r in rows] == ["1", "2"]
+    assert float(rows[0]["train_const"]) == 2.0 and "train_sq_err" in rows[0] and "val_w" in rows[0]
+    with (tmp_path / "per_sample.csv").open() as f:
+        recorded = list(csv.DictReader(f))
+    assert [(r["epoch"], r["sample"], float(r["value"])) for r in recorded[:4]] == [
+        ("1", f"s{i}", float(i)) for i in range(4)
+    ]
+    assert len(recorded) == 8 and not (tmp_path / "difficulty.csv").exists()
+    assert (tmp_path / "validated.txt").read_text() == "yes"
+    assert load_checkpoint(tmp_path / "checkpoints/best.pt")["epoch"] == 2  # w grows: the later epoch is best
+
+
+def test_old_flat_keys_still_train_with_a_notice(tiny_phantom, tmp_path, capsys):
+    out = tmp_path / "old"
+    assert main(["train", "--data", str(tiny_phantom), "--out", str(out), "--epochs", "1", "input_size=[64,64]",
+                 "lr=5e-4", "log_every=1", "--no-afl"]) == 0  # fmt: skip
+    assert "lr -> optim.lr" in capsys.readouterr().out
+    assert load_checkpoint(out / "checkpoints/last.pt")["config"]["optim"]["lr"] == 5e-4
+
+
+def test_show_config_and_unknown_task(capsys):
+    assert main(["train", "--show-config"]) == 0
+    text = capsys.readouterr().out
+    assert "afl.critic_center = False" in text and "optim.lr = 0.001" in text and "(undocumented)" not in text
+    assert main(["train", "--task", "landmark"]) == 2
+    assert "Did you mean landmarks" in capsys.readouterr().err

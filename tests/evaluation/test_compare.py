@@ -12,7 +12,7 @@ from landmark_afl.cli import main
 
 @pytest.mark.slow
 def test_compare_trains_evaluates_reports_and_resumes(tmp_path, capsys):
-    from landmark_afl.data import generate_phantom
+    from landmark_afl.data.phantom import generate_phantom
 
     data = generate_phantom(tmp_path / "phantom", n=12, size=128)
     out = tmp_path / "cmp"

@@ -7,11 +7,11 @@ import pytest
 import torch
 
 from landmark_afl.codecs import GaussianHeatmapCodec
-from landmark_afl.data import load_dataset
+from landmark_afl.data.dataset import load_dataset
 from landmark_afl.data.letterbox import to_input_coords
 from landmark_afl.evaluation.evaluator import predict_images, summarize_result
-from landmark_afl.evaluation.sweep import threshold_sweep
 from landmark_afl.losses import HeatmapLoss
+from landmark_afl.metrics.sweep import threshold_sweep
 from landmark_afl.protocols import load_protocol
 from landmark_afl.tasks.landmark import LandmarkTask
 from tests.evaluation.fixtures import LANDMARKS, StubModel, write_dataset

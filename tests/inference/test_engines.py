@@ -12,7 +12,7 @@ from landmark_afl.inference.engines import OnnxEngine, TorchEngine, read_onnx_me
 from landmark_afl.inference.export import export_onnx
 from landmark_afl.inference.stream import InferenceSet, collate_records
 from landmark_afl.protocols import load_protocol
-from landmark_afl.tasks.landmark_run import load_trained_run
+from landmark_afl.recipes.landmarks import load_trained_run
 from tests.inference.real_inputs import LANDMARKS, make_real_folder, make_run
 
 pytest.importorskip("onnxruntime")

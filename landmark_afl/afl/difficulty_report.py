@@ -25,7 +25,7 @@ def read_difficulty(path: Path) -> dict[str, dict[int, tuple[float, float]]]:
     acc: dict[str, dict[int, list]] = defaultdict(lambda: defaultdict(list))
     with Path(path).open(newline="") as f:
         for row in csv.DictReader(f):
-            score = float(row["score"]) if row["score"] not in ("", None) else np.nan
+            score = float(row["score"]) if row.get("score") not in ("", None) else np.nan
             acc[row["image"]][int(row["epoch"])].append((score, float(row["base_loss"])))
     return {img: {e: tuple(np.mean(v, axis=0)) for e, v in epochs.items()} for img, epochs in acc.items()}
 

@@ -1,0 +1,101 @@
+"""The optimiser and learning-rate schedule of a run, from its ``optim`` config section."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import torch
+
+OPTIMIZERS = ("adamw", "sgd")
+SCHEDULES = ("cosine", "step", "multistep")
+AMP_MODES = ("auto", "off", "bf16", "fp16")
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """Optimisation settings (the ``optim.`` keys).
+
+    Attributes:
+        epochs: number of training epochs.
+        optimizer: "adamw" or "sgd" (with momentum; Nesterov optional).
+        lr: peak learning rate.
+        weight_decay: decoupled weight decay (AdamW) or L2 weight decay (SGD).
+        momentum: SGD momentum (ignored by AdamW).
+        nesterov: SGD with Nesterov momentum.
+        schedule: "cosine" (to 0 after a linear warm-up), "step" (x step_gamma every step_epochs) or "multistep"
+            (x step_gamma at each epoch in milestones).
+        warmup_epochs: linear warm-up length in epochs (fractions allowed; 0 = none).
+        step_epochs: the period of the "step" schedule, in epochs.
+        step_gamma: the factor of the "step" and "multistep" schedules.
+        milestones: the epochs at which "multistep" multiplies the lr by step_gamma, e.g. [60, 120, 160].
+        grad_clip: max gradient norm; 0 = off.
+        amp: "auto" (bf16 autocast on CUDA where supported, else fp16), "off", "bf16" or "fp16"; fp32 on the CPU.
+        log_every: steps between two log lines.
+    """
+
+    epochs: int = 10
+    optimizer: str = "adamw"
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    momentum: float = 0.9
+    nesterov: bool = False
+    schedule: str = "cosine"
+    warmup_epochs: float = 0.5
+    step_epochs: int = 10
+    step_gamma: float = 0.1
+    milestones: tuple[int, ...] = ()
+    grad_clip: float = 5.0
+    amp: str = "auto"
+    log_every: int = 20
+
+    def __post_init__(self) -> None:
+        for name, value, valid in (
+            ("optim.optimizer", self.optimizer, OPTIMIZERS),
+            ("optim.schedule", self.schedule, SCHEDULES),
+            ("optim.amp", self.amp, AMP_MODES),
+        ):
+            if value not in valid:
+                raise ValueError(f"{name} must be one of {', '.join(valid)}, got {value!r}")
+        if self.epochs < 1:
+            raise ValueError(f"optim.epochs must be >= 1, got {self.epochs}")
+        if not self.lr > 0:
+            raise ValueError(f"optim.lr must be > 0, got {self.lr}")
+
+
+def build_optimizer(cfg: OptimConfig, params: Iterable[torch.nn.Parameter]) -> torch.optim.Optimizer:
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(
+            params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov, weight_decay=cfg.weight_decay
+        )
+    return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def lr_lambda(cfg: OptimConfig, steps_per_epoch: int):
+    """The factor of the peak lr at each step (for ``LambdaLR``): warm-up, then the schedule."""
+    warmup = max(0, round(cfg.warmup_epochs * steps_per_epoch))
+    total = max(1, cfg.epochs * steps_per_epoch)
+    milestones = sorted(cfg.milestones)
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        if cfg.schedule == "cosine":
+            progress = min(1.0, (step - warmup) / max(1, total - warmup))
+            return 0.5 * (1 + math.cos(math.pi * progress))
+        epoch = step // steps_per_epoch
+        if cfg.schedule == "step":
+            return cfg.step_gamma ** (epoch // max(1, cfg.step_epochs))
+        return cfg.step_gamma ** sum(epoch >= m for m in milestones)
+
+    return factor
+
+
+def autocast_dtype(amp: str, device: torch.device):
+    """The autocast dtype for ``amp`` on ``device``, or None for fp32 (always on the CPU)."""
+    if amp == "off" or device.type != "cuda":
+        return None
+    if amp in ("auto", "bf16"):
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.float16

@@ -1,0 +1,121 @@
+"""Train any recipe: the one function behind ``landmark-afl train`` and ``compare``.
+
+``resolve_config`` applies the precedence defaults < ``--config FILE`` < ``key=value`` (on top of the run's saved
+config.yaml when resuming); ``train_recipe`` builds the recipe's data + model + task, hands them to the generic
+trainer, and writes config.yaml only once a resume has been accepted, so a refused resume changes nothing.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import yaml
+
+from landmark_afl.engine.atomic import write_atomic
+from landmark_afl.engine.checkpoint import CheckpointError, load_checkpoint
+from landmark_afl.engine.config import config_to_dict, load_config_file, update_config
+from landmark_afl.engine.device import resolve_device
+from landmark_afl.recipes.base import Recipe
+
+
+def resolve_config(recipe: Recipe, values: dict, config_file: str | Path | None = None, resume: Path | None = None):
+    """The run's config: defaults (or ``resume``'s config.yaml) < ``config_file`` < ``values`` (dotted keys)."""
+    cfg = recipe.config()
+    if resume is not None:
+        saved = Path(resume) / "config.yaml"
+        if not saved.is_file():
+            raise FileNotFoundError(f"--resume {resume}: no config.yaml there; give a run folder made by train")
+        cfg = load_config_file(saved, cfg, aliases=recipe.aliases)
+    if config_file is not None:
+        cfg = load_config_file(config_file, cfg, aliases=recipe.aliases)
+    return update_config(cfg, values, aliases=recipe.aliases)
+
+
+def default_run_dir(recipe: Recipe, cfg) -> Path:
+    """``runs/<name>-<time>``, the name from the recipe (e.g. ``high-afl-s0``)."""
+    name = recipe.run_name(cfg) if recipe.run_name else f"{recipe.name}-{'afl' if cfg.afl.enabled else 'baseline'}"
+    if recipe.run_name is None:
+        name += f"-s{cfg.seed}"
+    return Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def prepare_run_dir(run_dir: Path, force: bool = False) -> Path:
+    """An empty run folder; a non-empty one is refused unless ``force`` (and then only if it is a run folder)."""
+    run_dir = Path(run_dir)
+    if run_dir.exists() and any(run_dir.iterdir()):
+        if not force:
+            raise FileExistsError(
+                f"run folder {run_dir} exists and is not empty; use --resume {run_dir}, another --out, "
+                "or --force to replace it"
+            )
+        if not (run_dir / "config.yaml").is_file():
+            raise FileExistsError(
+                f"--force refuses to delete {run_dir}: it has no config.yaml, so it is not a run folder"
+            )
+        shutil.rmtree(run_dir)
+    return run_dir
+
+
+def train_recipe(recipe: Recipe, cfg, run_dir: Path, resume: bool = False, console=None) -> dict:
+    """Train ``cfg`` with ``recipe`` into ``run_dir`` (resuming its last checkpoint when ``resume``).
+
+    Returns:
+        The metrics of the best epoch.
+
+    Raises:
+        ValueError, FileNotFoundError, CheckpointError: bad settings, data or checkpoint (before anything is written).
+        NonFiniteLossError: the loss diverged (the last good checkpoint is kept).
+    """
+    import torch
+    from rich.console import Console
+
+    from landmark_afl.engine.trainer import Trainer
+
+    console = console or Console()
+    run_dir = Path(run_dir)
+    device = resolve_device(cfg.device)
+    torch.manual_seed(cfg.seed)
+    training = recipe.build(cfg)
+    run_meta = {"recipe": recipe.name, "config": config_to_dict(cfg), **training.run_meta}
+    trainer = Trainer(
+        training.task, training.train_loader, training.val_loader, cfg.optim, run_dir, device, run_meta, cfg.seed
+    )
+    if resume:
+        last = run_dir / "checkpoints" / "last.pt"
+        state = load_checkpoint(last)
+        trained_as = state.get("recipe", "landmarks")
+        if trained_as != recipe.name:
+            raise CheckpointError(f"{last} was trained with --task {trained_as}, not {recipe.name}; resume with it")
+        if recipe.check_resume is not None:
+            recipe.check_resume(state, training, last)
+        trainer.resume(last)
+        console.log(f"resuming {run_dir} after epoch {trainer.epoch} (step {trainer.step}) to epoch {cfg.optim.epochs}")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_atomic(run_dir / "config.yaml", yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
+    console.log(f"run {run_dir} (--task {recipe.name}): {training.description}, device {device}")
+    trainer.fit(console)
+    if recipe.after_fit is not None:
+        recipe.after_fit(run_dir, training)
+    return trainer.best_metrics or {}
+
+
+def train_to_epochs(recipe: Recipe, cfg, run_dir: Path, console=None) -> bool:
+    """Bring ``run_dir`` to ``cfg.optim.epochs``: skip a run already there, resume a shorter one, (re)start one
+    without a readable checkpoint. Returns whether anything was trained (for comparisons that resume)."""
+    last = Path(run_dir) / "checkpoints" / "last.pt"
+    epoch = -1
+    if last.is_file():
+        try:
+            epoch = int(load_checkpoint(last).get("epoch", 0))
+        except CheckpointError:
+            epoch = -1
+    if epoch >= cfg.optim.epochs:
+        return False
+    if epoch >= 0:
+        train_recipe(recipe, cfg, run_dir, resume=True, console=console)
+    else:
+        prepare_run_dir(run_dir, force=(Path(run_dir) / "config.yaml").is_file())
+        train_recipe(recipe, cfg, run_dir, console=console)
+    return True
