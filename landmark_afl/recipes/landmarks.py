@@ -253,6 +253,62 @@ def evaluate(run_dir: Path, split: str) -> dict:
     return {k[4:]: v for k, v in metrics.items()}
 
 
+def heatmap_ceiling(data_dir: str | Path, cfg: LandmarkConfig, split: str | None = None) -> dict:
+    """The localisation error of the data path alone: ground truth -> letterbox -> target heatmaps -> decode ->
+    original pixels, over ``split`` (default: the training split). What a perfect model would still lose at
+    ``cfg.input_size`` and ``cfg.sigma``: MRE in mm (px where no spacing is known) and the worst error."""
+    import numpy as np
+
+    from landmark_afl.data.dataset import load_dataset
+    from landmark_afl.data.letterbox import to_image_coords
+    from landmark_afl.data.training import LandmarkTrainingSet
+    from landmark_afl.metrics.landmarks import landmark_outcomes, summarize_outcomes
+    from landmark_afl.protocols import load_protocol
+
+    check_input_size(cfg.input_size)
+    codec = GaussianHeatmapCodec(cfg.input_size, sigma=cfg.sigma)
+    dataset = load_dataset(Path(data_dir))
+    images = dataset.split(split or cfg.train_split)
+    if not images:
+        raise ValueError(f"split {split or cfg.train_split!r} of {data_dir} is empty")
+    loader = DataLoader(LandmarkTrainingSet(dataset, images, load_protocol(cfg.protocol), codec, None), batch_size=8)
+    preds, peaks, gts, spacings = [], [], [], []
+    for batch in loader:
+        xy, peak = codec.decode(batch["heatmaps"])
+        preds.append(to_image_coords(xy.numpy(), batch["scale"].numpy()[:, None, :]))
+        peaks.append(peak.numpy())
+        gts.append(batch["target_xy"].numpy())
+        spacings.append(batch["spacing"].numpy())
+    outcomes = landmark_outcomes(
+        np.concatenate(preds), np.concatenate(peaks), np.concatenate(gts), 0.0, np.concatenate(spacings)
+    )
+    summary = summarize_outcomes(outcomes)
+    err_mm, err_px = outcomes["error_mm"], outcomes["error_px"]
+    return {
+        "split": split or cfg.train_split,
+        "n_images": len(images),
+        "input_size": list(cfg.input_size),
+        "sigma": cfg.sigma,
+        "mre_mm": summary["mre_mm"],
+        "mre_px": summary["mre_px"],
+        "max_mm": float(np.nanmax(err_mm)) if np.isfinite(err_mm).any() else None,
+        "max_px": float(np.nanmax(err_px)) if np.isfinite(err_px).any() else None,
+    }
+
+
+def _check(data_dir: str, cfg: LandmarkConfig) -> str:
+    c = heatmap_ceiling(data_dir, cfg)
+    size = "x".join(str(v) for v in cfg.input_size)
+    if c["mre_mm"] is not None:
+        err = f"MRE {c['mre_mm']:.3f} mm (worst {c['max_mm']:.3f} mm; {c['mre_px']:.3f} px)"
+    else:
+        err = f"MRE {c['mre_px']:.3f} px (worst {c['max_px']:.3f} px; no pixel spacing known)"
+    return (
+        f"ceiling of the data path at input_size {size}, sigma {cfg.sigma}: {err} over the {c['n_images']} "
+        f"{c['split']} images (ground truth -> target heatmaps -> decode -> image pixels; a perfect model's error)"
+    )
+
+
 def _after_fit(run_dir: Path, training: Training) -> None:
     from landmark_afl.afl.difficulty_report import write_difficulty_report
 
@@ -292,6 +348,7 @@ RECIPE = Recipe(
     splits=("test", "val"),
     aliases=ALIASES,
     after_fit=_after_fit,
+    check=_check,
     check_resume=_check_resume,
     run_name=_run_name,
     summarize=_summarize,

@@ -56,3 +56,16 @@ def test_broken_copy_lists_every_problem(small_phantom: Path, tmp_path: Path, ca
     assert "NOT usable" in out and "5 error(s), 1 warning(s)" in out
     for text in expected:
         assert text[-30:] in out.replace("\n", "")
+
+
+def test_check_prints_the_ceiling_of_the_data_path(small_phantom, capsys):
+    from landmark_afl.cli import main
+    from landmark_afl.recipes.landmarks import LandmarkConfig, heatmap_ceiling
+
+    assert main(["data", "check", str(small_phantom), "input_size=[64,64]"]) == 0
+    assert "ceiling of the data path at input_size 64x64" in capsys.readouterr().out
+    # a Gaussian target decoded by the log-parabola refinement loses (almost) nothing; a coarse input costs nothing
+    # either, because errors are mapped back to the original pixels exactly
+    ceiling = heatmap_ceiling(small_phantom, LandmarkConfig(input_size=(64, 64)))
+    assert ceiling["n_images"] > 0 and ceiling["max_px"] < 0.05
+    assert main(["data", "check", str(small_phantom), "--task", "nope"]) == 2
