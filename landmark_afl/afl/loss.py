@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from landmark_afl.afl.penalty import critic_loss
+from landmark_afl.engine.distributed import current_context
 
 
 def difficulty_scores(critic: Callable[[torch.Tensor], torch.Tensor], fake_features: torch.Tensor) -> torch.Tensor:
@@ -122,16 +123,21 @@ class AdversarialFocalLoss(nn.Module):
     def update_critic(self, real: torch.Tensor, fake: torch.Tensor) -> dict:
         """``critic_steps`` Adam steps on the WGAN-GP loss, in float32 whatever autocast is active."""
         parts: dict[str, torch.Tensor] = {}
+        ctx = current_context()  # under torchrun: the critic's gradients are averaged, so it stays identical
         with torch.enable_grad(), torch.autocast(real.device.type, enabled=False):
             for _ in range(self.cfg.critic_steps):
                 loss, parts = critic_loss(self.critic, real, fake, self.cfg.gp_lambda, self.cfg.critic_drift)
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
+                ctx.average_gradients(self.critic.parameters())
                 self.optimizer.step()
             self.optimizer.zero_grad(set_to_none=True)
             if self.cfg.critic_center:
                 with torch.no_grad():
-                    self.critic.output_bias.sub_(self.critic(real).mean())
+                    level = self.critic(real).mean()
+                    if ctx.distributed:
+                        level = torch.tensor(ctx.reduce([float(level)])[0] / ctx.world, device=level.device)
+                    self.critic.output_bias.sub_(level)
         return {"critic_loss": loss.detach(), **parts}
 
     def extra_state(self) -> dict:

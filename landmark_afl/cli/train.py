@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from landmark_afl.cli import UsageError
@@ -76,9 +77,10 @@ def run(args: argparse.Namespace) -> int:
 
     from landmark_afl.engine.checkpoint import CheckpointError
     from landmark_afl.engine.config import ConfigError, format_config_docs, parse_overrides
+    from landmark_afl.engine.distributed import init_distributed
     from landmark_afl.engine.trainer import NonFiniteLossError
     from landmark_afl.recipes import get_recipe
-    from landmark_afl.recipes.train import default_run_dir, prepare_run_dir, resolve_config, train_recipe
+    from landmark_afl.recipes.train import resolve_config, train_recipe
 
     console = Console()
     try:
@@ -92,18 +94,49 @@ def run(args: argparse.Namespace) -> int:
             cfg = resolve_config(recipe, values, args.config, Path(args.resume) if args.resume else None)
         for notice in notices:
             console.print(f"[yellow]notice:[/yellow] {notice.message}")
-        run_dir = (
-            Path(args.resume) if args.resume else prepare_run_dir(args.out or default_run_dir(recipe, cfg), args.force)
-        )
-        best = train_recipe(recipe, cfg, run_dir, resume=bool(args.resume), console=console)
-    except NonFiniteLossError as err:
-        console.print(f"[red]error:[/red] {err}")
-        return 1
-    except (CheckpointError, ConfigError, ValueError, FileNotFoundError, FileExistsError) as err:
+        dist = init_distributed(cfg.device, cfg.optim.dist_timeout_min)
+    except (ConfigError, ValueError, FileNotFoundError) as err:
         raise UsageError(str(err)) from err
-    summary = recipe.summarize(best) if recipe.summarize else _generic_summary(best)
-    console.print(f"[bold]validation (best epoch {best.get('epoch')}):[/bold] {summary}\nrun folder: {run_dir}")
-    return 0
+    try:
+        try:
+            run_dir = Path(args.resume) if args.resume else _prepare_on_rank0(args, recipe, cfg, dist)
+            best = train_recipe(recipe, cfg, run_dir, resume=bool(args.resume), console=console, dist=dist)
+        except NonFiniteLossError as err:
+            console.print(f"[red]error:[/red] {err}")
+            return 1
+        except (CheckpointError, ConfigError, ValueError, FileNotFoundError, FileExistsError) as err:
+            raise UsageError(_on_rank(dist, str(err))) from err
+        except Exception as err:  # a rank that fails names itself; torchrun then stops the others
+            if dist.distributed:
+                print(_on_rank(dist, f"{type(err).__name__}: {err}"), file=sys.stderr, flush=True)
+            raise
+        if dist.is_main:
+            summary = recipe.summarize(best) if recipe.summarize else _generic_summary(best)
+            console.print(f"[bold]validation (best epoch {best.get('epoch')}):[/bold] {summary}\nrun folder: {run_dir}")
+        return 0
+    finally:
+        dist.close()
+
+
+def _on_rank(dist, message: str) -> str:
+    return f"rank {dist.rank} of {dist.world}: {message}" if dist.distributed else message
+
+
+def _prepare_on_rank0(args, recipe, cfg, dist) -> Path:
+    """Rank 0 makes the run folder (the name is agreed on first); the others wait for it."""
+    from landmark_afl.recipes.train import default_run_dir, prepare_run_dir
+
+    run_dir = Path(dist.broadcast_object(str(args.out or default_run_dir(recipe, cfg))))
+    error = None
+    if dist.is_main:
+        try:
+            prepare_run_dir(run_dir, args.force)
+        except FileExistsError as err:
+            error = str(err)
+    error = dist.broadcast_object(error)
+    if error:
+        raise FileExistsError(error)
+    return run_dir
 
 
 def _generic_summary(best: dict) -> str:

@@ -33,6 +33,11 @@ class OptimConfig:
         grad_clip: max gradient norm; 0 = off.
         amp: "auto" (bf16 autocast on CUDA where supported, else fp16), "off", "bf16" or "fp16"; fp32 on the CPU.
         log_every: steps between two log lines.
+        scale_lr: under torchrun, "linear" multiplies lr by the number of processes (Goyal et al., 2017: the
+            effective batch grows with them); "none" keeps lr as given.
+        sync_bn: under torchrun on GPUs, convert BatchNorm layers to SyncBatchNorm (statistics over all processes).
+        dist_timeout_min: under torchrun, how long a process waits for the others in a collective before the job
+            stops with an error instead of hanging.
     """
 
     epochs: int = 10
@@ -49,12 +54,16 @@ class OptimConfig:
     grad_clip: float = 5.0
     amp: str = "auto"
     log_every: int = 20
+    scale_lr: str = "none"
+    sync_bn: bool = False
+    dist_timeout_min: float = 30.0
 
     def __post_init__(self) -> None:
         for name, value, valid in (
             ("optim.optimizer", self.optimizer, OPTIMIZERS),
             ("optim.schedule", self.schedule, SCHEDULES),
             ("optim.amp", self.amp, AMP_MODES),
+            ("optim.scale_lr", self.scale_lr, ("none", "linear")),
         ):
             if value not in valid:
                 raise ValueError(f"{name} must be one of {', '.join(valid)}, got {value!r}")
@@ -64,12 +73,18 @@ class OptimConfig:
             raise ValueError(f"optim.lr must be > 0, got {self.lr}")
 
 
-def build_optimizer(cfg: OptimConfig, params: Iterable[torch.nn.Parameter]) -> torch.optim.Optimizer:
+def effective_lr(cfg: OptimConfig, world: int) -> float:
+    """The peak lr with ``world`` processes: ``lr * world`` under ``scale_lr=linear``, else ``lr``."""
+    return cfg.lr * world if cfg.scale_lr == "linear" else cfg.lr
+
+
+def build_optimizer(cfg: OptimConfig, params: Iterable[torch.nn.Parameter], world: int = 1) -> torch.optim.Optimizer:
+    lr = effective_lr(cfg, world)
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(
-            params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov, weight_decay=cfg.weight_decay
+            params, lr=lr, momentum=cfg.momentum, nesterov=cfg.nesterov, weight_decay=cfg.weight_decay
         )
-    return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.AdamW(params, lr=lr, weight_decay=cfg.weight_decay)
 
 
 def lr_lambda(cfg: OptimConfig, steps_per_epoch: int):

@@ -6,6 +6,13 @@ task's ``val_*`` metrics), ``<task.records_file>`` (one row per training sample 
 ``records``), ``checkpoints/last.pt`` and ``best.pt`` (the task's ``selection_key`` decides), TensorBoard event
 files. Each epoch reseeds the global RNGs with ``(seed, epoch)`` and the data set's augmentation with the epoch, so
 ``resume`` from the end of epoch e trains exactly like an uninterrupted run.
+
+Under torchrun (a ``DistContext`` with several processes) the trainer is data-parallel: every process starts from
+rank 0's weights, trains on its ``DistributedSampler`` share (seeded with the run's seed, reshuffled per epoch), and
+the gradients of the task's parameters are averaged over the processes in one coalesced all-reduce after each
+backward (DDP's reduction; the AFL critic averages its own in the same way), so every replica stays identical.
+The epoch's training means and records are gathered from every process; rank 0 alone validates (the same
+selection of best.pt as one process), writes every run file, and broadcasts the validation metrics.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ import torch
 
 from landmark_afl.engine.atomic import write_atomic
 from landmark_afl.engine.checkpoint import load_checkpoint, save_checkpoint
+from landmark_afl.engine.distributed import DistContext
 from landmark_afl.engine.optim import OptimConfig, autocast_dtype, build_optimizer, lr_lambda
 
 __all__ = ["NonFiniteLossError", "OptimConfig", "Trainer", "seed_everything"]
@@ -71,20 +79,29 @@ class Trainer:
         device: where to train.
         run_meta: extra entries saved in every checkpoint (resolved config, recipe name, landmark names...).
         seed: the run's seed; epoch e starts from ``seed * 1000 + e``.
+        dist: this process's place in a torchrun job (default: one process).
     """
 
     METRIC_FIELDS = ("epoch", "step", "lr", "train_loss")
 
-    def __init__(self, task, train_loader, val_loader, cfg: OptimConfig, run_dir, device, run_meta: dict, seed=0):
-        self.task = task.to(device)
-        self.train_loader = train_loader
+    def __init__(
+        self, task, train_loader, val_loader, cfg: OptimConfig, run_dir, device, run_meta: dict, seed=0, dist=None
+    ):
+        self.dist = dist or DistContext()
+        self.device = torch.device(device)
+        if cfg.sync_bn and self.dist.distributed:
+            if self.dist.backend != "nccl":
+                raise ValueError("optim.sync_bn=True needs GPUs (nccl); under gloo on the CPU set optim.sync_bn=False")
+            task = torch.nn.SyncBatchNorm.convert_sync_batchnorm(task)
+        self.task = task.to(self.device)
+        self.dist.broadcast_module(self.task)
+        self.seed = int(seed)
+        self.train_loader = _distributed_loader(train_loader, self.dist, self.seed)
         self.val_loader = val_loader
         self.cfg = cfg
-        self.seed = int(seed)
         self.run_dir = Path(run_dir)
-        self.device = torch.device(device)
         self.run_meta = run_meta
-        self.optimizer = build_optimizer(cfg, task.optimizer_parameters())
+        self.optimizer = build_optimizer(cfg, task.optimizer_parameters(), self.dist.world)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_lambda(cfg, len(train_loader)))
         self.amp_dtype = autocast_dtype(cfg.amp, self.device)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
@@ -105,15 +122,27 @@ class Trainer:
             "scaler": self.scaler.state_dict(),
             "epoch": self.epoch,
             "step": self.step,
+            "world_size": self.dist.world,
             "best_key": list(self.best_key) if self.best_key else None,
             "best_metrics": self.best_metrics,
             "metrics": metrics,
             **self.run_meta,
         }
 
-    def resume(self, path: Path) -> None:
-        """Load the last checkpoint of this run and continue after its epoch."""
+    def resume(self, path: Path, console=None) -> None:
+        """Load the last checkpoint of this run and continue after its epoch.
+
+        A run resumed with another number of processes continues with a notice: its data order (and the
+        effective batch) differ from an uninterrupted run from then on.
+        """
         state = load_checkpoint(path, map_location=self.device)
+        trained_world = int(state.get("world_size", 1))
+        if trained_world != self.dist.world and console is not None and self.dist.is_main:
+            console.print(
+                f"[yellow]notice:[/yellow] {path} was trained with {trained_world} process(es), this run has "
+                f"{self.dist.world}: the data order and effective batch change from here, so the result will not "
+                "equal an uninterrupted run"
+            )
         self.task.load_state_dict(state["task"])
         self.task.load_extra_state(state["task_extra"])
         self.optimizer.load_state_dict(state["optimizer"])
@@ -132,12 +161,16 @@ class Trainer:
         from torch.utils.tensorboard import SummaryWriter
 
         console = console or Console()
-        writer = SummaryWriter(str(self.run_dir), purge_step=self.step or None)
+        if not self.dist.is_main:
+            console = Console(quiet=True)
+        writer = SummaryWriter(str(self.run_dir), purge_step=self.step or None) if self.dist.is_main else _NullWriter()
         metrics: dict = dict(self.best_metrics or {})
         try:
             while self.epoch < self.cfg.epochs:
                 metrics = self._train_epoch(console, writer)
-                metrics.update(self.task.validate(self.val_loader, self.run_dir))
+                if self.dist.is_main:
+                    metrics.update(self.task.validate(self.val_loader, self.run_dir))
+                metrics = self.dist.broadcast_object(metrics)
                 self._end_epoch(metrics, writer, console)
         finally:
             writer.close()
@@ -154,7 +187,7 @@ class Trainer:
         self.task.train()
         n_steps = len(self.train_loader)
         t0 = time.perf_counter()
-        seen, loss_sum, log_sums, window = 0, 0.0, defaultdict(float), []
+        seen, loss_sum, log_sums, window, records = 0, 0.0, defaultdict(float), [], []
         progress = _progress_bar(console)
         bar = progress.add_task(f"epoch {epoch}/{self.cfg.epochs}", total=n_steps)
         with progress:
@@ -167,7 +200,7 @@ class Trainer:
                 for key, value in logged.items():
                     log_sums[key] += value * batch_size
                 window.append(loss_value)
-                self._record(epoch, out.get("records"))
+                records += self._record_rows(epoch, out.get("records"))
                 if self.step % self.cfg.log_every == 0 or i + 1 == n_steps:
                     rate = seen / max(time.perf_counter() - t0, 1e-9)
                     remaining = ((self.cfg.epochs - epoch + 1) * n_steps - i - 1) * batch_size / max(rate, 1e-9)
@@ -175,12 +208,16 @@ class Trainer:
                     self._log_step(console, writer, where, loss_value, np.mean(window[-20:]), logged, rate, remaining)
                 progress.update(bar, advance=1, description=f"epoch {epoch}/{self.cfg.epochs} loss {loss_value:.4g}")
         elapsed = time.perf_counter() - t0
+        self.dist.broadcast_module(self.task, buffers_only=True)  # rank 0's BatchNorm statistics everywhere
+        keys = sorted(log_sums)
+        seen, loss_sum, *sums = self.dist.reduce([seen, loss_sum, *(log_sums[k] for k in keys)])
+        self._add_records(records)
         return {
             "epoch": epoch,
             "step": self.step,
             "lr": self.scheduler.get_last_lr()[0],
             "train_loss": loss_sum / max(seen, 1),
-            **{f"train_{k}": v / max(seen, 1) for k, v in log_sums.items()},
+            **{f"train_{k}": v / max(seen, 1) for k, v in zip(keys, sums, strict=True)},
             "images_per_s": seen / max(elapsed, 1e-9),
             "epoch_s": elapsed,
         }
@@ -191,15 +228,12 @@ class Trainer:
         with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
             out = self.task(batch)
         loss = out["loss"]
-        if not torch.isfinite(loss):
-            raise NonFiniteLossError(
-                f"non-finite loss ({loss.item()}) at epoch {epoch}, step {i + 1}: training stopped; the last "
-                f"good checkpoint is {self.run_dir / 'checkpoints' / 'last.pt'}. Lower optim.lr (now "
-                f"{self.scheduler.get_last_lr()[0]:.2e}), set optim.grad_clip, or check the data with "
-                "`landmark-afl data check`."
-            )
+        if not self.dist.distributed:
+            self._check_finite(loss, epoch, i)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
+        if self.dist.distributed:  # the loss rides along, so every rank stops together on a non-finite one
+            self._check_finite(self.dist.average_gradients(self.task.optimizer_parameters(), loss), epoch, i)
         if self.cfg.grad_clip > 0:
             self.scaler.unscale_(self.optimizer)
             torch.nn.utils.clip_grad_norm_(self.task.optimizer_parameters(), self.cfg.grad_clip)
@@ -208,6 +242,15 @@ class Trainer:
         self.scheduler.step()
         self.step += 1
         return out, self.task.batch_size(batch)
+
+    def _check_finite(self, loss: torch.Tensor, epoch: int, i: int) -> None:
+        if not torch.isfinite(loss):
+            raise NonFiniteLossError(
+                f"non-finite loss ({loss.item()}) at epoch {epoch}, step {i + 1}: training stopped; the last "
+                f"good checkpoint is {self.run_dir / 'checkpoints' / 'last.pt'}. Lower optim.lr (now "
+                f"{self.scheduler.get_last_lr()[0]:.2e}), set optim.grad_clip, or check the data with "
+                "`landmark-afl data check`."
+            )
 
     def _log_step(self, console, writer, where: str, loss: float, smoothed: float, logged: dict, rate, remaining):
         lr = self.scheduler.get_last_lr()[0]
@@ -221,17 +264,38 @@ class Trainer:
         for key, value in logged.items():
             writer.add_scalar(f"train/{key}", value, self.step)
 
-    def _record(self, epoch: int, records: dict | None) -> None:
+    def _record_rows(self, epoch: int, records: dict | None) -> list[dict]:
         if not records or not self.task.records_file:
-            return
+            return []
         columns = {k: v.detach().float().cpu().tolist() if torch.is_tensor(v) else list(v) for k, v in records.items()}
         lengths = {len(v) for v in columns.values()}
         assert len(lengths) == 1, f"records columns of unequal lengths: { {k: len(v) for k, v in columns.items()} }"
-        for values in zip(*columns.values(), strict=True):
-            self.record_rows.append({"epoch": epoch, **dict(zip(columns, values, strict=True))})
+        return [
+            {"epoch": epoch, **dict(zip(columns, values, strict=True))}
+            for values in zip(*columns.values(), strict=True)
+        ]
+
+    def _add_records(self, rows: list[dict]) -> None:
+        """This epoch's rows of every process; the first column is the sample id, and a sample that the
+        DistributedSampler repeated to even out the shares is kept once."""
+        if not self.dist.distributed:
+            self.record_rows += rows
+            return
+        seen: set = set()
+        for part in self.dist.gather_objects(rows):
+            for row in part:
+                sample = list(row.values())[1]
+                if sample not in seen:
+                    seen.add(sample)
+                    self.record_rows.append(row)
 
     def _end_epoch(self, metrics: dict, writer, console) -> None:
         self.epoch = metrics["epoch"]
+        if not self.dist.is_main:  # rank 0 writes every run file; the others only follow the selection
+            key = self.task.selection_key(metrics)
+            if self.best_key is None or key < self.best_key:
+                self.best_key, self.best_metrics = key, dict(metrics)
+            return
         for key, value in metrics.items():
             if key not in ("epoch", "step") and isinstance(value, (int, float)) and not isinstance(value, bool):
                 writer.add_scalar(f"epoch/{key}", value, self.epoch)
@@ -252,6 +316,33 @@ class Trainer:
             _write_csv_atomic(self.run_dir / self.task.records_file, self.record_rows, ("epoch",))
         best = " (best)" if improved else ""
         console.log(f"epoch {self.epoch} done in {metrics['epoch_s']:.0f}s: {self.task.epoch_summary(metrics)}{best}")
+
+
+class _NullWriter:
+    """TensorBoard's SummaryWriter for the processes that write nothing."""
+
+    def add_scalar(self, *args, **kwargs) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _distributed_loader(loader, dist: DistContext, seed: int):
+    """``loader`` with a DistributedSampler (this process's share, reshuffled by ``set_epoch``) under torchrun."""
+    if not dist.distributed:
+        return loader
+    from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
+
+    sampler = DistributedSampler(
+        loader.dataset, num_replicas=dist.world, rank=dist.rank, shuffle=isinstance(loader.sampler, RandomSampler),
+        seed=seed, drop_last=False,
+    )  # fmt: skip
+    return DataLoader(
+        loader.dataset, batch_size=loader.batch_size, sampler=sampler, num_workers=loader.num_workers,
+        collate_fn=loader.collate_fn, drop_last=loader.drop_last, pin_memory=loader.pin_memory,
+        persistent_workers=loader.persistent_workers,
+    )  # fmt: skip
 
 
 def _progress_bar(console):

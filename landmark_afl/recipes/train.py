@@ -58,8 +58,11 @@ def prepare_run_dir(run_dir: Path, force: bool = False) -> Path:
     return run_dir
 
 
-def train_recipe(recipe: Recipe, cfg, run_dir: Path, resume: bool = False, console=None) -> dict:
+def train_recipe(recipe: Recipe, cfg, run_dir: Path, resume: bool = False, console=None, dist=None) -> dict:
     """Train ``cfg`` with ``recipe`` into ``run_dir`` (resuming its last checkpoint when ``resume``).
+
+    Under torchrun, pass the job's ``DistContext`` (``landmark_afl.engine.distributed.init_distributed``): every
+    process calls this with the same arguments; rank 0 alone writes the run folder.
 
     Returns:
         The metrics of the best epoch.
@@ -71,17 +74,25 @@ def train_recipe(recipe: Recipe, cfg, run_dir: Path, resume: bool = False, conso
     import torch
     from rich.console import Console
 
+    from landmark_afl.engine.distributed import DistContext
+    from landmark_afl.engine.optim import effective_lr
     from landmark_afl.engine.trainer import Trainer
 
+    dist = dist or DistContext()
     console = console or Console()
+    if not dist.is_main:
+        console = Console(quiet=True)
     run_dir = Path(run_dir)
     device = resolve_device(cfg.device)
+    if dist.backend == "nccl":
+        device = torch.device("cuda", dist.local_rank)
     torch.manual_seed(cfg.seed)
     training = recipe.build(cfg)
     run_meta = {"recipe": recipe.name, "config": config_to_dict(cfg), **training.run_meta}
     trainer = Trainer(
-        training.task, training.train_loader, training.val_loader, cfg.optim, run_dir, device, run_meta, cfg.seed
-    )
+        training.task, training.train_loader, training.val_loader, cfg.optim, run_dir, device, run_meta, cfg.seed,
+        dist=dist,
+    )  # fmt: skip
     if resume:
         last = run_dir / "checkpoints" / "last.pt"
         state = load_checkpoint(last)
@@ -90,13 +101,21 @@ def train_recipe(recipe: Recipe, cfg, run_dir: Path, resume: bool = False, conso
             raise CheckpointError(f"{last} was trained with --task {trained_as}, not {recipe.name}; resume with it")
         if recipe.check_resume is not None:
             recipe.check_resume(state, training, last)
-        trainer.resume(last)
+        trainer.resume(last, console)
         console.log(f"resuming {run_dir} after epoch {trainer.epoch} (step {trainer.step}) to epoch {cfg.optim.epochs}")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_atomic(run_dir / "config.yaml", yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
+    if dist.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_atomic(run_dir / "config.yaml", yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
     console.log(f"run {run_dir} (--task {recipe.name}): {training.description}, device {device}")
+    if dist.distributed:
+        lr = effective_lr(cfg.optim, dist.world)
+        scaling = "scaled linearly: optim.scale_lr=linear" if cfg.optim.scale_lr == "linear" else "optim.scale_lr=none"
+        console.log(
+            f"data-parallel over {dist.world} processes ({dist.backend}): batch_size {cfg.batch_size} per process, "
+            f"effective batch {cfg.batch_size * dist.world}, lr {lr:g} ({scaling})"
+        )
     trainer.fit(console)
-    if recipe.after_fit is not None:
+    if recipe.after_fit is not None and dist.is_main:
         recipe.after_fit(run_dir, training)
     return trainer.best_metrics or {}
 
