@@ -10,6 +10,8 @@ import importlib
 
 RECIPES: dict[str, str] = {
     "landmarks": "landmark_afl.recipes.landmarks",
+    "coco": "landmark_afl.recipes.coco",
+    "mpii": "landmark_afl.recipes.mpii",
 }
 DEFAULT_TASK = "landmarks"
 
