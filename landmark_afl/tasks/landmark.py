@@ -57,14 +57,15 @@ class LandmarkTask(TrainTask):
         target = batch["heatmaps"]
         per_sample = self.loss(raw, target)
         log = {"base_loss": per_sample.mean().detach()}
-        records = {"image": list(batch["image_id"]), "base_loss": per_sample.detach()}
+        records = {"image": list(batch["image_id"]), "base_loss": per_sample.detach()} if "image_id" in batch else {}
         if self.afl is None:
             return {"loss": per_sample.mean(), "log": log, "records": records}
         afl_out = self.afl(self.loss.activate(raw.detach()), target, per_sample)
         scores = afl_out.pop("scores")
         log.update({"score_mean": scores.mean(), **afl_out})
         log.pop("loss")
-        records["score"] = scores
+        if records:
+            records["score"] = scores
         return {"loss": afl_out["loss"], "log": log, "records": records}
 
     @torch.no_grad()
