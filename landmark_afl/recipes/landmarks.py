@@ -203,6 +203,12 @@ def load_trained_run(run: str | Path, which: str = "best", device: str | torch.d
     """Rebuild the task of a run from its checkpoint (config, landmark names and weights are inside it)."""
     path = find_checkpoint(run, which)
     state = load_checkpoint(path, map_location="cpu")
+    if state.get("recipe", "landmarks") != "landmarks":
+        raise CheckpointError(
+            f"{path} was trained with --task {state['recipe']}; evaluate, report, predict and export take landmark "
+            f"runs. Its validation metrics are in {path.parent.parent / 'metrics.csv'}; `landmark-afl compare --task "
+            f"{state['recipe']}` evaluates such runs"
+        )
     for key in ("config", "landmarks", "task", "protocol"):
         if key not in state:
             raise CheckpointError(f"{path} lacks {key!r}: not a landmark-afl landmark checkpoint")

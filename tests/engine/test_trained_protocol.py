@@ -21,3 +21,16 @@ def test_trained_protocol_comes_from_the_checkpoint(tmp_path):
 def test_older_checkpoint_without_spec_looks_the_name_up(tmp_path):
     run = load_trained_run(make_untrained_run(tmp_path / "run", ["a"], "low"))
     assert run.protocol_for(None).to_dict() == load_protocol("low").to_dict()
+
+
+def test_a_run_of_another_task_is_refused_by_name(tmp_path):
+    import pytest
+
+    from landmark_afl.engine.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+
+    run = make_untrained_run(tmp_path / "run", ["a", "b"])
+    state = load_checkpoint(run / "checkpoints" / "best.pt")
+    state.pop("version")
+    save_checkpoint(run / "checkpoints" / "best.pt", {**state, "recipe": "digits"})
+    with pytest.raises(CheckpointError, match="trained with --task digits"):
+        load_trained_run(run)
