@@ -28,9 +28,34 @@ def add_parser(sub) -> None:
     p.add_argument("--split", help="split to evaluate on (default: the task's first: test for landmarks and digits)")
     p.add_argument("--which", choices=("best", "last"), default="best", help="checkpoint to evaluate (default: best)")
     p.add_argument("--threshold", type=float, help="landmarks: detection threshold (default: each run's own)")
+    p.add_argument(
+        "--arm", action="append", metavar="'LABEL: key=value ...'",
+        help="an arm to train beside the reference (the task's first arm: baseline / ce), e.g. --arm 'AFL centred: "
+        "afl.critic_center=True' (repeatable; default: the task's own arms)",
+    )  # fmt: skip
     p.add_argument("--out", required=True, help="comparison folder (created; an earlier comparison is resumed)")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="training config overrides for every run")
     p.set_defaults(func=run_compare)
+
+
+def parse_arms(items: list[str] | None, task: str) -> dict[str, dict] | None:
+    """``["AFL centred: afl.critic_center=True"]`` -> {reference: its overrides, "AFL centred": {...}}."""
+    if not items:
+        return None
+    from landmark_afl.engine.config import parse_overrides
+    from landmark_afl.recipes import get_recipe
+
+    reference, ref_overrides = next(iter(get_recipe(task).arms.items()))
+    arms = {reference: dict(ref_overrides)}
+    for item in items:
+        label, _, rest = item.partition(":")
+        label = label.strip()
+        if not label or label in arms:
+            raise UsageError(
+                f"--arm {item!r}: give a new label before ':', e.g. --arm 'AFL centred: afl.critic_center=True'"
+            )
+        arms[label] = parse_overrides(rest.split())
+    return arms
 
 
 def run_compare(args: argparse.Namespace) -> int:
@@ -47,6 +72,7 @@ def run_compare(args: argparse.Namespace) -> int:
         overrides=list(args.overrides),
     )  # fmt: skip
     try:
+        settings.arms = parse_arms(args.arm, args.task)
         return run_comparison(settings, Path(args.out))
     except usage_errors() as err:
         raise UsageError(str(err)) from err

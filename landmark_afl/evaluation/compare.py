@@ -40,12 +40,20 @@ class CompareSettings:
     which: str = "best"
     threshold: float | None = None
     overrides: list[str] = field(default_factory=list)
+    arms: dict[str, dict] | None = None  # label -> dotted overrides; None: the recipe's arms
 
     def key(self) -> dict:
         """The settings that must not change when a comparison is resumed (epochs may grow)."""
         d = asdict(self)
         d.pop("epochs")
         return d
+
+
+def arm_slug(label: str) -> str:
+    """A label as part of a folder name: ``AFL centred`` -> ``afl-centred``."""
+    import re
+
+    return re.sub(r"[^a-z0-9+._-]+", "-", label.lower()).strip("-") or "arm"
 
 
 def run_config(recipe, settings: CompareSettings, arm: dict, seed: int, protocol: str | None = None):
@@ -130,13 +138,15 @@ def _run_landmark_comparison(recipe, settings: CompareSettings, out: Path, conso
     out.mkdir(parents=True, exist_ok=True)
     write_atomic(out / "compare.json", json.dumps(settings.key(), indent=1))
     entries, per_run, failures = [], [], []
-    total = len(protocols) * len(settings.seeds) * len(recipe.arms)
+    arms = settings.arms or recipe.arms
+    evaluations: dict[tuple[str, str, int], Path] = {}
+    total = len(protocols) * len(settings.seeds) * len(arms)
     done = 0
     for protocol in protocols:
         for seed in settings.seeds:
-            for label, arm in recipe.arms.items():
+            for label, arm in arms.items():
                 done += 1
-                name = f"{Path(protocol).stem}-{label.lower()}-s{seed}"
+                name = f"{Path(protocol).stem}-{arm_slug(label)}-s{seed}"
                 run_dir, eval_dir = out / "runs" / name, out / "evaluations" / name
                 cfg = run_config(recipe, settings, arm, seed, protocol)
                 try:
@@ -162,10 +172,12 @@ def _run_landmark_comparison(recipe, settings: CompareSettings, out: Path, conso
                         f"{e['false_positives']} false positives"
                     )
                 entries.append((label, report, eval_dir))
+                evaluations[(protocol, label, seed)] = eval_dir
                 per_run.append((f"{label} s{seed}", report))
     if not entries:
         console.print("[red]no run finished; nothing to report[/red]")
         return 1
+    from landmark_afl.evaluation.paired_report import PAIRED_NOTE, paired_csv, paired_html, paired_markdown, paired_rows
     from landmark_afl.evaluation.side_by_side import collect_difficulty, print_table, report_notes
 
     report_dir = out / "report"
@@ -173,15 +185,24 @@ def _run_landmark_comparison(recipe, settings: CompareSettings, out: Path, conso
     notes = [*report_notes([r for _, r, _ in entries]), f"seeds {settings.seeds}, epochs {settings.epochs}"]
     if settings.overrides:
         notes.append("training overrides: " + " ".join(settings.overrides))
+    reference = next(iter(arms))
+    paired = paired_rows(evaluations, reference)
+    sections = [(f"Each arm against {reference}, paired by seed", PAIRED_NOTE, paired_markdown(paired),
+                 paired_html(paired))] if paired else []  # fmt: skip
     rows = write_side_by_side(
         report_dir, [(lb, r) for lb, r, _ in entries], [(f"{lb} ({Path(r['run']).name})", str(f)) for lb, r, f in
-        entries], collect_difficulty(entries), "landmark-afl compare: baseline vs AFL per contrast protocol", notes,
+        entries], collect_difficulty(entries), f"landmark-afl compare: {', '.join(arms)} per contrast protocol", notes,
+        sections,
     )  # fmt: skip
+    write_atomic(report_dir / "paired.csv", paired_csv(paired))
+    write_atomic(report_dir / "paired.json", json.dumps(paired, indent=1))
     run_rows = side_by_side(per_run)
     write_atomic(report_dir / "per_run.md", table_markdown(run_rows))
     write_atomic(report_dir / "per_run.csv", table_csv(run_rows))
     print_table(console, rows)
-    console.print(f"wrote {report_dir}/report.md, report.csv, report.json, report.html, per_run.md")
+    if paired:
+        print(paired_markdown(paired), flush=True)
+    console.print(f"wrote {report_dir}/report.md, report.csv, report.json, report.html, per_run.md, paired.csv")
     for failure in failures:
         console.print(f"[red]{failure}[/red]")
     return 3 if failures else 0

@@ -47,6 +47,39 @@ def summarize_arms(per_run: list[dict], metrics: tuple[str, ...]) -> list[dict]:
     return out
 
 
+# two-sided 95 % quantiles of Student's t for 1..9 degrees of freedom (then the normal's 1.96 is within 5 %)
+_T95 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262)
+
+
+def paired_over_seeds(per_run: list[dict], metrics: tuple[str, ...], reference: str) -> list[dict]:
+    """Each arm minus the reference, seed by seed: the mean difference and its 95 % t-interval over seeds."""
+    by = {(r["arm"], r["seed"]): r["metrics"] for r in per_run}
+    arms = [a for a in dict.fromkeys(r["arm"] for r in per_run) if a != reference]
+    out = []
+    for arm in arms:
+        for m in metrics:
+            diffs = [by[(arm, s)][m] - by[(reference, s)][m] for a, s in by if a == arm and (reference, s) in by]
+            n = len(diffs)
+            if not n:
+                continue
+            mean = sum(diffs) / n
+            sd = math.sqrt(sum((d - mean) ** 2 for d in diffs) / (n - 1)) if n > 1 else float("nan")
+            half = _T95[min(n - 1, len(_T95)) - 1] * sd / math.sqrt(n) if n > 1 else float("nan")
+            significant = n > 1 and (mean - half > 0 or mean + half < 0)
+            out.append({"arm": arm, "reference": reference, "metric": m, "n_seeds": n, "diff": mean,
+                        "ci": [mean - half, mean + half], "significant": significant})  # fmt: skip
+    return out
+
+
+def paired_markdown(rows: list[dict]) -> str:
+    lines = ["| arm | metric | seeds | change vs reference [95 % CI] | significant |", "|---|---|---|---|---|"]
+    for r in rows:
+        ci = "n/a" if not math.isfinite(r["ci"][0]) else f"[{r['ci'][0]:+.4g}, {r['ci'][1]:+.4g}]"
+        lines.append(f"| {r['arm']} | {r['metric']} | {r['n_seeds']} | {r['diff']:+.4g} {ci} | "
+                     f"{'yes' if r['significant'] else 'no'} |")  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
 def _fmt(mean: float, std: float) -> str:
     return "n/a" if not math.isfinite(mean) else f"{mean:.4g} +- {std:.2g}"
 
@@ -68,7 +101,7 @@ def table_csv(rows: list[dict], metrics: tuple[str, ...]) -> str:
     return buf.getvalue()
 
 
-def table_html(rows: list[dict], metrics: tuple[str, ...], title: str, notes: list[str]) -> str:
+def table_html(rows: list[dict], metrics: tuple[str, ...], title: str, notes: list[str], paired=()) -> str:
     head = "".join(f"<th>{html.escape(m)}</th>" for m in ("arm", "seeds", *metrics))
     body = "".join(
         "<tr>" + f"<td>{html.escape(r['arm'])}</td><td>{r['n_seeds']}</td>"
@@ -76,11 +109,24 @@ def table_html(rows: list[dict], metrics: tuple[str, ...], title: str, notes: li
         for r in rows
     )  # fmt: skip
     items = "".join(f"<li>{html.escape(n)}</li>" for n in notes)
+    paired_rows = "".join(
+        f"<tr><td>{html.escape(r['arm'])}</td><td>{html.escape(r['metric'])}</td><td>{r['n_seeds']}</td>"
+        f"<td>{r['diff']:+.4g} [{r['ci'][0]:+.4g}, {r['ci'][1]:+.4g}]</td><td>{'yes' if r['significant'] else 'no'}"
+        "</td></tr>"
+        for r in paired
+    )
+    paired_table = (
+        "<h2>Paired by seed, against the reference arm</h2><table><tr><th>arm</th><th>metric</th><th>seeds</th>"
+        f"<th>change [95 % t-interval]</th><th>significant</th></tr>{paired_rows}</table>"
+        if paired
+        else ""
+    )
     return (
         f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title><style>"
         "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;"
         "padding:4px 10px;text-align:right}td:first-child,th:first-child{text-align:left}</style></head><body>"
-        f"<h1>{html.escape(title)}</h1><table><tr>{head}</tr>{body}</table><ul>{items}</ul></body></html>\n"
+        f"<h1>{html.escape(title)}</h1><table><tr>{head}</tr>{body}</table><ul>{items}</ul>{paired_table}"
+        "</body></html>\n"
     )
 
 
@@ -89,7 +135,7 @@ def run_task_comparison(recipe, settings, out: Path, console=None) -> int:
     from rich.console import Console
 
     from landmark_afl.engine.trainer import NonFiniteLossError
-    from landmark_afl.evaluation.compare import check_settings, run_config, train_arm
+    from landmark_afl.evaluation.compare import arm_slug, check_settings, run_config, train_arm
 
     console = console or Console()
     out = Path(out)
@@ -105,11 +151,12 @@ def run_task_comparison(recipe, settings, out: Path, console=None) -> int:
     write_atomic(out / "compare.json", json.dumps(settings.key(), indent=1))
     metrics = recipe.report_metrics
     per_run, failures = [], []
-    total, done = len(recipe.arms) * len(settings.seeds), 0
+    arms = settings.arms or recipe.arms
+    total, done = len(arms) * len(settings.seeds), 0
     for seed in settings.seeds:
-        for label, arm in recipe.arms.items():
+        for label, arm in arms.items():
             done += 1
-            name = f"{label}-s{seed}"
+            name = f"{arm_slug(label)}-s{seed}"
             run_dir, eval_path = out / "runs" / name, out / "evaluations" / f"{name}.json"
             cfg = run_config(recipe, settings, arm, seed)
             try:
@@ -133,22 +180,25 @@ def run_task_comparison(recipe, settings, out: Path, console=None) -> int:
     if report_dir.exists():
         shutil.rmtree(report_dir)
     report_dir.mkdir()
-    title = f"landmark-afl compare --task {recipe.name}: {', '.join(recipe.arms)} on {settings.split}"
+    title = f"landmark-afl compare --task {recipe.name}: {', '.join(arms)} on {settings.split}"
     notes = [f"seeds {settings.seeds}, epochs {settings.epochs}, split {settings.split}, checkpoint best.pt "
              f"(chosen on the validation split)", "mean +- sample standard deviation over seeds"]  # fmt: skip
     if settings.overrides:
         notes.append("training overrides: " + " ".join(settings.overrides))
+    paired = paired_over_seeds(per_run, metrics, next(iter(arms)))
+    paired_md = paired_markdown(paired) if paired else ""
     write_atomic(report_dir / "report.md", f"# {title}\n\n" + table_markdown(rows, metrics) + "\n" +
-                 "".join(f"- {n}\n" for n in notes))  # fmt: skip
+                 "".join(f"- {n}\n" for n in notes) + (f"\n## Paired by seed, against {next(iter(arms))}\n\n"
+                 + paired_md if paired else ""))  # fmt: skip
     write_atomic(report_dir / "report.csv", table_csv(rows, metrics))
     write_atomic(report_dir / "report.json", json.dumps({"title": title, "notes": notes, "arms": rows,
-                                                         "runs": per_run}, indent=1))  # fmt: skip
-    write_atomic(report_dir / "report.html", table_html(rows, metrics, title, notes))
+                                                         "paired": paired, "runs": per_run}, indent=1))  # fmt: skip
+    write_atomic(report_dir / "report.html", table_html(rows, metrics, title, notes, paired))
     run_rows = ["arm,seed," + ",".join(metrics)] + [
         f"{r['arm']},{r['seed']}," + ",".join(str(r["metrics"].get(m, "")) for m in metrics) for r in per_run
     ]
     write_atomic(report_dir / "per_run.csv", "\n".join(run_rows) + "\n")
-    print(table_markdown(rows, metrics), flush=True)
+    print(table_markdown(rows, metrics) + ("\n" + paired_md if paired else ""), flush=True)
     console.print(f"wrote {report_dir}/report.md, report.csv, report.json, report.html, per_run.csv")
     for failure in failures:
         console.print(f"[red]{failure}[/red]")

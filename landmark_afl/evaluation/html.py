@@ -57,6 +57,7 @@ def render_report_html(
     difficulty: Sequence[tuple[str, bytes]] = (),
     sources: Sequence[tuple[str, str]] = (),
     notes: Sequence[str] = (),
+    sections: Sequence[tuple[str, str, str]] = (),
 ) -> str:
     """The report page.
 
@@ -67,6 +68,7 @@ def render_report_html(
         difficulty: (caption, PNG bytes) of the AFL runs' difficulty plots, shown in a grid.
         sources: (label, evaluation folder or run) of every input, listed under the table.
         notes: extra lines shown under the title (threshold, split, ...).
+        sections: (heading, note, HTML table) shown after the main table (e.g. the paired comparison).
     """
     parts = [
         "<!DOCTYPE html>",
@@ -83,6 +85,10 @@ def render_report_html(
         "MRE and SDR over present and detected landmarks. Mean &plusmn; std over runs sharing a label.</p>"
     )
     parts.append(_table_html(rows))
+    for heading, note, table in sections:
+        parts.append(f"<h2>{html.escape(heading)}</h2>")
+        parts.append(f'<p class="meta">{html.escape(note)}</p>')
+        parts.append(table)
     if sources:
         parts.append('<p class="meta">Inputs:</p><ul class="meta">')
         parts += [f"<li>{html.escape(label)}: <code>{html.escape(src)}</code></li>" for label, src in sources]
@@ -110,6 +116,7 @@ def write_side_by_side(
     difficulty: Sequence[tuple[str, bytes]] = (),
     title: str = "landmark-afl: false negatives per run and contrast protocol",
     notes: Sequence[str] = (),
+    sections: Sequence[tuple[str, str, str, str]] = (),
 ) -> list[dict]:
     """Write report.md, report.csv, report.json, report.html and the two figures as PNG files into ``out``.
 
@@ -120,6 +127,7 @@ def write_side_by_side(
         difficulty: (caption, PNG bytes) of the AFL runs' difficulty plots.
         title: the page and Markdown title.
         notes: lines shown under the title.
+        sections: (heading, note, Markdown table, HTML table) added after the main table.
 
     Returns:
         The side-by-side rows.
@@ -141,13 +149,17 @@ def write_side_by_side(
     write_atomic(out / "report.csv", table_csv(rows))
     md = [f"# {title}", "", *(f"- {n}" for n in notes), "", table_markdown(rows)]
     md += ["FN change: false negatives relative to the first run under the same protocol. MRE / SDR over present and "
-           "detected landmarks. Mean ± std over runs sharing a label.", "", "Inputs:", ""]  # fmt: skip
-    md += [f"- {label}: `{src}`" for label, src in sources]
+           "detected landmarks. Mean ± std over runs sharing a label.", ""]  # fmt: skip
+    for heading, note, table_md, _ in sections:
+        md += [f"## {heading}", "", note, "", table_md]
+    md += ["Inputs:", "", *(f"- {label}: `{src}`" for label, src in sources)]
     md += ["", "![false negatives per landmark](fn_per_landmark.png)", "", "![threshold curves](threshold_curves.png)"]
     write_atomic(out / "report.md", "\n".join(md) + "\n")
     inputs = [{"label": label, "source": src} for label, src in sources]
     doc = {"title": title, "notes": list(notes), "rows": rows, "inputs": inputs}
     write_atomic(out / "report.json", json.dumps(doc, indent=1, allow_nan=False))
     figures = [("False negatives per landmark", fn_png), ("Threshold sweep", sweep_png)]
-    write_atomic(out / "report.html", render_report_html(title, rows, figures, difficulty, sources, notes))
+    html_sections = [(heading, note, table) for heading, note, _, table in sections]
+    page = render_report_html(title, rows, figures, difficulty, sources, notes, html_sections)
+    write_atomic(out / "report.html", page)
     return rows

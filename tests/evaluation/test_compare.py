@@ -8,6 +8,7 @@ import json
 import pytest
 
 from landmark_afl.cli import main
+from landmark_afl.engine.checkpoint import load_checkpoint
 
 
 @pytest.mark.slow
@@ -29,6 +30,10 @@ def test_compare_trains_evaluates_reports_and_resumes(tmp_path, capsys):
                                                            ("AFL", "low")]  # fmt: skip
     assert (out / "report" / "report.html").is_file() and (out / "report" / "per_run.md").is_file()
     assert (out / "evaluations" / "high-afl-s0" / "difficulty.png").is_file()
+    paired = list(csv.DictReader((out / "report" / "paired.csv").open()))
+    assert [(r["protocol"], r["arm"], r["reference"]) for r in paired] == [("high", "AFL", "baseline"),
+                                                                          ("low", "AFL", "baseline")]  # fmt: skip
+    assert "paired by seed" in (out / "report" / "report.html").read_text()
 
     # resuming: nothing is trained or evaluated again
     stamps = {p: p.stat().st_mtime_ns for p in out.glob("*/*/checkpoints/last.pt")}
@@ -45,3 +50,20 @@ def test_compare_trains_evaluates_reports_and_resumes(tmp_path, capsys):
     # one more epoch resumes the runs and redoes their evaluations
     assert main([*argv[:8], "2", *argv[9:]]) == 0
     assert all(p.stat().st_mtime_ns != t for p, t in stamps.items())
+
+
+@pytest.mark.slow
+def test_compare_extra_arms(tmp_path):
+    from landmark_afl.data.phantom import generate_phantom
+
+    data = generate_phantom(tmp_path / "phantom", n=12, size=128)
+    out = tmp_path / "cmp"
+    argv = ["compare", "--data", str(data), "--protocols", "high", "--seeds", "0", "--epochs", "1", "--out", str(out),
+            "--arm", "AFL centred: afl.critic_center=True", "input_size=[64,64]"]  # fmt: skip
+    assert main(argv) == 0
+    assert sorted(p.name for p in (out / "runs").iterdir()) == ["high-afl-centred-s0", "high-baseline-s0"]
+    state = load_checkpoint(out / "runs" / "high-afl-centred-s0" / "checkpoints" / "last.pt")
+    assert state["config"]["afl"]["critic_center"] is True and state["config"]["afl"]["enabled"] is True
+    rows = list(csv.DictReader((out / "report" / "paired.csv").open()))
+    assert [r["arm"] for r in rows] == ["AFL centred"]
+    assert main(["compare", "--arm", "baseline: x=1", *argv[1:]]) == 2  # the reference label is taken
