@@ -12,6 +12,8 @@ RECIPES: dict[str, str] = {
     "landmarks": "landmark_afl.recipes.landmarks",
     "coco": "landmark_afl.recipes.coco",
     "mpii": "landmark_afl.recipes.mpii",
+    "cifar": "landmark_afl.recipes.cifar",
+    "digits": "landmark_afl.recipes.digits",
 }
 DEFAULT_TASK = "landmarks"
 
