@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import random
 import time
 from collections import defaultdict
@@ -58,10 +59,35 @@ def _write_csv_atomic(path: Path, rows: list[dict], first: tuple[str, ...]) -> N
 
 
 def _read_csv_rows(path: Path, max_epoch: int) -> list[dict]:
+    """The rows of epochs 1..max_epoch (a torn or foreign line is dropped)."""
     if not path.is_file():
         return []
     with path.open(newline="") as f:
-        return [r for r in csv.DictReader(f) if r.get("epoch") and int(r["epoch"]) <= max_epoch]
+        rows = list(csv.DictReader(f))
+    return [
+        r for r in rows if (r.get("epoch") or "").isdigit() and int(r["epoch"]) <= max_epoch and None not in r.values()
+    ]
+
+
+def _append_csv(path: Path, rows: list[dict]) -> None:
+    """Append ``rows`` (one epoch's records) under the file's header, writing the header first for a new file.
+
+    Appending keeps the cost of an epoch proportional to its own rows (rewriting the file every epoch grows
+    quadratically over a run); a torn last line after a kill is dropped on resume (``_read_csv_rows``).
+    """
+    new = not path.is_file() or path.stat().st_size == 0
+    if new:
+        header = ["epoch"] + [k for k in rows[0] if k != "epoch"]
+    else:
+        with path.open(newline="") as f:
+            header = next(csv.reader(f))
+    with path.open("a", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=header, restval="", extrasaction="ignore")
+        if new:
+            writer.writeheader()
+        writer.writerows(rows)
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def _scalar(value) -> float:
@@ -152,8 +178,9 @@ class Trainer:
         self.best_key = tuple(state["best_key"]) if state["best_key"] else None
         self.best_metrics = state["best_metrics"]
         self.metric_rows = _read_csv_rows(self.run_dir / "metrics.csv", self.epoch)
-        if self.task.records_file:
-            self.record_rows = _read_csv_rows(self.run_dir / self.task.records_file, self.epoch)
+        records = self.run_dir / self.task.records_file if self.task.records_file else None
+        if records is not None and records.is_file() and self.dist.is_main:  # drop the rows of unfinished epochs
+            _write_csv_atomic(records, _read_csv_rows(records, self.epoch), ("epoch",))
 
     # -- training --------------------------------------------------------------------------------------------
     def fit(self, console=None) -> dict:
@@ -292,6 +319,7 @@ class Trainer:
     def _end_epoch(self, metrics: dict, writer, console) -> None:
         self.epoch = metrics["epoch"]
         if not self.dist.is_main:  # rank 0 writes every run file; the others only follow the selection
+            self.record_rows = []
             key = self.task.selection_key(metrics)
             if self.best_key is None or key < self.best_key:
                 self.best_key, self.best_metrics = key, dict(metrics)
@@ -303,17 +331,20 @@ class Trainer:
         improved = self.best_key is None or key < self.best_key
         if improved:
             self.best_key, self.best_metrics = key, dict(metrics)
-        ckpt_dir = self.run_dir / "checkpoints"
-        state = self.state(metrics)
-        save_checkpoint(ckpt_dir / "last.pt", state)
-        if improved:
-            save_checkpoint(ckpt_dir / "best.pt", state)
+        # The epoch's rows first, then best.pt, then last.pt: last.pt is the commit point that a resume reads, and
+        # rows of epochs after it are dropped on resume, so a kill at any moment loses no finished epoch.
         train_fields = [k for k in metrics if not k.startswith("val_")]
         val_fields = sorted(k for k in metrics if k.startswith("val_"))
         self.metric_rows.append({k: "" if metrics[k] is None else metrics[k] for k in train_fields + val_fields})
         _write_csv_atomic(self.run_dir / "metrics.csv", self.metric_rows, self.METRIC_FIELDS)
         if self.record_rows:
-            _write_csv_atomic(self.run_dir / self.task.records_file, self.record_rows, ("epoch",))
+            _append_csv(self.run_dir / self.task.records_file, self.record_rows)
+            self.record_rows = []
+        ckpt_dir = self.run_dir / "checkpoints"
+        state = self.state(metrics)
+        if improved:
+            save_checkpoint(ckpt_dir / "best.pt", state)
+        save_checkpoint(ckpt_dir / "last.pt", state)
         best = " (best)" if improved else ""
         console.log(f"epoch {self.epoch} done in {metrics['epoch_s']:.0f}s: {self.task.epoch_summary(metrics)}{best}")
 

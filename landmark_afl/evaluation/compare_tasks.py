@@ -74,8 +74,8 @@ def paired_over_seeds(per_run: list[dict], metrics: tuple[str, ...], reference: 
 def paired_markdown(rows: list[dict]) -> str:
     lines = ["| arm | metric | seeds | change vs reference [95 % CI] | significant |", "|---|---|---|---|---|"]
     for r in rows:
-        ci = "n/a" if not math.isfinite(r["ci"][0]) else f"[{r['ci'][0]:+.4g}, {r['ci'][1]:+.4g}]"
-        lines.append(f"| {r['arm']} | {r['metric']} | {r['n_seeds']} | {r['diff']:+.4g} {ci} | "
+        ci = "n/a" if not math.isfinite(r["ci"][0]) else f"[{r['ci'][0]:+.4f}, {r['ci'][1]:+.4f}]"
+        lines.append(f"| {r['arm']} | {r['metric']} | {r['n_seeds']} | {r['diff']:+.4f} {ci} | "
                      f"{'yes' if r['significant'] else 'no'} |")  # fmt: skip
     return "\n".join(lines) + "\n"
 
@@ -111,7 +111,7 @@ def table_html(rows: list[dict], metrics: tuple[str, ...], title: str, notes: li
     items = "".join(f"<li>{html.escape(n)}</li>" for n in notes)
     paired_rows = "".join(
         f"<tr><td>{html.escape(r['arm'])}</td><td>{html.escape(r['metric'])}</td><td>{r['n_seeds']}</td>"
-        f"<td>{r['diff']:+.4g} [{r['ci'][0]:+.4g}, {r['ci'][1]:+.4g}]</td><td>{'yes' if r['significant'] else 'no'}"
+        f"<td>{r['diff']:+.4f} [{r['ci'][0]:+.4f}, {r['ci'][1]:+.4f}]</td><td>{'yes' if r['significant'] else 'no'}"
         "</td></tr>"
         for r in paired
     )
@@ -166,6 +166,7 @@ def run_task_comparison(recipe, settings, out: Path, console=None) -> int:
                 continue
             if trained or not eval_path.is_file():
                 result = recipe.evaluate(run_dir, settings.split)
+                eval_path.parent.mkdir(parents=True, exist_ok=True)
                 write_atomic(eval_path, json.dumps(result, indent=1))
             else:
                 result = json.loads(eval_path.read_text())

@@ -132,7 +132,7 @@ def build(cfg: LandmarkConfig) -> Training:
     val_set = _split_set(cfg, cfg.val_split, task, dataset, protocol)
     if len(train_set) < cfg.batch_size:
         raise ValueError(f"{len(train_set)} training images is fewer than batch_size={cfg.batch_size}")
-    loader_kw = {"num_workers": cfg.num_workers, "persistent_workers": cfg.num_workers > 0}
+    loader_kw = {"num_workers": cfg.num_workers}  # no persistent workers: set_epoch must reach them
     train_loader = DataLoader(train_set, batch_size=cfg.batch_size, shuffle=True, drop_last=True, **loader_kw)
     val_loader = DataLoader(val_set, batch_size=cfg.batch_size, shuffle=False, **loader_kw)
     run_meta = {

@@ -38,7 +38,7 @@ def pose_task(cfg, instances: KeypointInstances, scorer, selection: str, summary
 def pose_loaders(cfg, codec, train: KeypointInstances, val: KeypointInstances) -> tuple[DataLoader, DataLoader]:
     if len(train) < cfg.batch_size:
         raise ValueError(f"{len(train)} training persons is fewer than batch_size={cfg.batch_size}; lower batch_size")
-    kw = {"num_workers": cfg.num_workers, "persistent_workers": cfg.num_workers > 0}
+    kw = {"num_workers": cfg.num_workers}  # no persistent workers: set_epoch must reach them
     train_set = TopDownDataset(train, codec, cfg.augment, seed=cfg.seed)
     val_set = TopDownDataset(val, codec, None, seed=cfg.seed)
     return (

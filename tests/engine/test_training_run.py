@@ -175,3 +175,17 @@ def test_show_config_and_unknown_task(capsys):
     assert "afl.critic_center = False" in text and "optim.lr = 0.001" in text and "(undocumented)" not in text
     assert main(["train", "--task", "landmark"]) == 2
     assert "Did you mean landmarks" in capsys.readouterr().err
+
+
+def test_records_are_appended_and_a_torn_tail_is_dropped(tmp_path):
+    from landmark_afl.engine.trainer import _append_csv, _read_csv_rows
+
+    path = tmp_path / "difficulty.csv"
+    _append_csv(path, [{"epoch": 1, "image": "a", "score": 0.5}, {"epoch": 1, "image": "b", "score": 0.25}])
+    _append_csv(path, [{"epoch": 2, "image": "a", "score": 0.75, "extra": 1}])  # the header stays the first one
+    with path.open("a") as f:
+        f.write("3,c")  # a kill in the middle of an append
+    assert path.read_text().splitlines()[:2] == ["epoch,image,score", "1,a,0.5"]
+    rows = _read_csv_rows(path, max_epoch=5)
+    assert [(r["epoch"], r["image"]) for r in rows] == [("1", "a"), ("1", "b"), ("2", "a")]
+    assert [r["image"] for r in _read_csv_rows(path, max_epoch=1)] == ["a", "b"]
