@@ -62,8 +62,8 @@ def test_check_prints_the_ceiling_of_the_data_path(small_phantom, capsys):
     from landmark_afl.cli import main
     from landmark_afl.recipes.landmarks import LandmarkConfig, heatmap_ceiling
 
-    assert main(["data", "check", str(small_phantom), "input_size=[64,64]"]) == 0
-    assert "ceiling of the data path at input_size 64x64" in capsys.readouterr().out
+    assert main(["data", "check", str(small_phantom), "--task", "landmarks", "input_size=[64,64]"]) == 0
+    assert "ceiling of the data path at input_size 64x64" in capsys.readouterr().out  # key=value after an option
     # a Gaussian target decoded by the log-parabola refinement loses (almost) nothing; a coarse input costs nothing
     # either, because errors are mapped back to the original pixels exactly
     ceiling = heatmap_ceiling(small_phantom, LandmarkConfig(input_size=(64, 64)))
