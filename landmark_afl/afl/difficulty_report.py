@@ -2,7 +2,8 @@
 
 ``difficulty.csv`` holds one row per training sample per epoch (epoch, image, score, base_loss). The plot shows
 the score over epochs for the easiest and hardest tracked images (ranked by their mean score over the last quarter
-of the epochs), raw and smoothed. Where the data set records per-image hardness (the phantom's ``hardness.csv``),
+of the epochs), raw and smoothed, each in its own colour named in the legend, with the mean over all images, integer
+epochs and a fixed [0, 1] score axis. Where the data set records per-image hardness (the phantom's ``hardness.csv``),
 the Spearman rank correlation between the final difficulty and the hardness is reported, for the critic's score and,
 for comparison, for the base loss.
 """
@@ -85,32 +86,79 @@ def _smooth(values: np.ndarray, window: int) -> np.ndarray:
     return np.convolve(padded, kernel, mode="valid")
 
 
-def plot_difficulty(per_image: dict, out_png: Path, n_track: int = 3) -> bool:
-    """Score over epochs for the n easiest and n hardest images (raw: thin, smoothed: thick). False if no scores."""
+def tracked_images(per_image: dict, n_track: int = 3) -> list[tuple[str, str]]:
+    """``[("easiest", image), ..., ("hardest", image), ...]``: the n lowest and n highest final scores, no repeats."""
+    final = {k: v for k, v in final_difficulty(per_image, 0).items() if np.isfinite(v)}
+    ranked = sorted(final, key=lambda img: (final[img], img))
+    easiest = ranked[:n_track]
+    hardest = [img for img in ranked[::-1] if img not in easiest][:n_track]
+    return [("easiest", img) for img in easiest] + [("hardest", img) for img in hardest]
+
+
+def difficulty_figure(per_image: dict, n_track: int = 3):
+    """The matplotlib figure of ``plot_difficulty``, or None when no image has a score (a run without AFL).
+
+    Each tracked image has its own colour and a legend entry naming it (hardest solid, easiest dashed; raw scores
+    thin with markers, smoothed thick), the mean over all images is the grey line, the epochs are integers and the
+    score axis is fixed at [0, 1], so plots of different runs compare at a glance.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
-    final = {k: v for k, v in final_difficulty(per_image, 0).items() if np.isfinite(v)}
-    if not final:
-        return False
-    ranked = sorted(final, key=final.get)
-    tracked = [("easiest", img, "tab:blue") for img in ranked[:n_track]]
-    tracked += [("hardest", img, "tab:red") for img in ranked[::-1][:n_track]]
-    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=110)
-    for label, img, color in tracked:
+    tracked = tracked_images(per_image, n_track)
+    if not tracked:
+        return None
+    colours = plt.get_cmap("tab10").colors
+    fig, ax = plt.subplots(figsize=(10, 5), dpi=120)
+    all_epochs = sorted({e for epochs in per_image.values() for e in epochs})
+    mean = [np.nanmean([v[e][0] for v in per_image.values() if e in v]) for e in all_epochs]
+    ax.plot(all_epochs, mean, color="0.45", linewidth=3, alpha=0.6, label=f"mean of all {len(per_image)} images")
+    for i, (group, img) in enumerate(tracked):
+        colour = colours[i % len(colours)]
+        style = "-" if group == "hardest" else "--"
         epochs = np.array(sorted(per_image[img]))
         scores = np.array([per_image[img][e][0] for e in epochs])
-        ax.plot(epochs, scores, color=color, alpha=0.3, linewidth=1, marker="o", markersize=3)
-        ax.plot(epochs, _smooth(scores, 3), color=color, linewidth=2, label=f"{label}: {img}")
+        ax.plot(epochs, scores, color=colour, alpha=0.35, linewidth=1, marker="o", markersize=3)
+        ax.plot(epochs, _smooth(scores, 3), color=colour, linestyle=style, linewidth=2.2, label=f"{group}: {img}")
+    ax.set_ylim(0, 1)
+    ax.set_xlim(all_epochs[0] - 0.5, all_epochs[-1] + 0.5)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
-    ax.set_ylabel("difficulty score sigmoid(-critic)")
-    ax.set_title("AFL difficulty scores of the easiest and hardest training images (thin: raw, thick: smoothed)")
-    ax.title.set_fontsize(9)
-    ax.legend(fontsize=7, loc="best")
+    ax.set_ylabel("difficulty score  sigmoid(-critic)")
+    ax.set_title(
+        f"AFL difficulty of the {sum(g == 'easiest' for g, _ in tracked)} easiest and "
+        f"{sum(g == 'hardest' for g, _ in tracked)} hardest training images (by the last quarter of the epochs)\n"
+        "thin: per epoch, thick: smoothed over 3 epochs",
+        fontsize=10,
+    )
+    handles, labels = ax.get_legend_handles_labels()
+    order = sorted(range(len(labels)), key=lambda i: (labels[i].startswith("easiest"), i))  # top to bottom
+    ax.legend(
+        [handles[i] for i in order],
+        [labels[i] for i in order],
+        fontsize=8,
+        loc="upper left",
+        bbox_to_anchor=(1.01, 1.0),
+        borderaxespad=0,
+        title="image",
+        title_fontsize=8,
+    )
     ax.grid(alpha=0.3)
     fig.tight_layout()
+    return fig
+
+
+def plot_difficulty(per_image: dict, out_png: Path, n_track: int = 3) -> bool:
+    """Write ``difficulty_figure`` to ``out_png`` (atomically). False if no image has a score."""
+    fig = difficulty_figure(per_image, n_track)
+    if fig is None:
+        return False
+    import matplotlib.pyplot as plt
+
+    out_png = Path(out_png)
     tmp = out_png.with_suffix(".tmp.png")
     fig.savefig(tmp)
     plt.close(fig)

@@ -1,10 +1,12 @@
-"""WGAN-GP critic objective (Gulrajani et al., 2017) as AFL uses it."""
+"""WGAN-GP critic objective (Gulrajani et al., 2017) as AFL uses it, per sample and per landmark."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
 import torch
+
+from landmark_afl.afl.critic import affinity_rows
 
 
 def gradient_penalty(
@@ -62,3 +64,37 @@ def critic_loss(
         "fake_score": fake_scores.mean().detach(),
     }
     return loss, parts
+
+
+def landmark_critic_loss(
+    row_critic: Callable[[torch.Tensor], torch.Tensor],
+    real: torch.Tensor,
+    fake: torch.Tensor,
+    lam: float = 10.0,
+    drift: float = 0.0,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Per-landmark WGAN-GP: ``critic_loss`` with each landmark's row of the affinities as one sample.
+
+    With ``r_k(M) = M[:, k, :]`` (row k of both channels, [2, K]) and e the row critic, ``d_k = e(r_k(t(.)))``:
+
+        L_e = mean_{b,k}(-d_k(t(y))[b]) - mean_{b,k}(-d_k(t(y'))[b])
+              + lam * mean_{b,k}((||grad_z e(z)[b, k]||_2 - 1)^2)
+        z[b, k] = a * r_k(t(y))[b] + (1 - a) * r_k(t(y'))[b],  a ~ U[0, 1] per (b, k)
+
+    (+ ``drift * mean_{b,k}(d_k(t(y))[b]^2)``). The row critic scores each row on its own, so the gradient of
+    ``d_k`` with respect to the whole matrix is its gradient with respect to row k, and one backward pass gives all
+    B x K gradient norms.
+
+    Args:
+        row_critic: maps rows [B * K, 2, K] to scores [B * K] (``TopologyCritic.landmark_head``).
+        real: ground-truth features [B, 2, K, K].
+        fake: predicted features [B, 2, K, K].
+        lam: penalty weight.
+        drift: weight of ``mean(d_k(real)^2)``.
+
+    Returns:
+        (loss, parts) as ``critic_loss``, the means taken over all B x K landmarks.
+    """
+    if real.shape != fake.shape:
+        raise ValueError(f"real and fake must have the same shape, got {tuple(real.shape)} and {tuple(fake.shape)}")
+    return critic_loss(row_critic, affinity_rows(real), affinity_rows(fake), lam, drift)

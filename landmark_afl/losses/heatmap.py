@@ -2,7 +2,8 @@
 
 Every function takes the raw network output ``pred`` and the target maps ``target`` ([B, K, H, W], peak 1) and a
 ``reduction``: "none" (elementwise or per map), "sample" (the per-sample loss [B], reduced over everything but the
-batch) or "mean" (scalar). ``HEATMAP_LOSSES`` maps each name to ``(function, activation)``, where the activation
+batch), "landmark" (the per-sample, per-landmark loss [B, K], the mean over each map; its mean over K is the
+"sample" loss) or "mean" (scalar). ``HEATMAP_LOSSES`` maps each name to ``(function, activation)``, where the activation
 turns raw outputs into heatmaps for decoding ("identity" for regression losses, "sigmoid" for the others).
 """
 
@@ -20,9 +21,11 @@ def _reduce(loss: torch.Tensor, reduction: str) -> torch.Tensor:
         return loss
     if reduction == "sample":
         return loss.flatten(1).mean(1)
+    if reduction == "landmark":  # [B, K, H, W] -> [B, K]; a per-map loss is [B, K] already
+        return loss.flatten(2).mean(2) if loss.ndim > 2 else loss
     if reduction == "mean":
         return loss.mean()
-    raise ValueError(f"reduction must be 'none', 'sample' or 'mean', got {reduction!r}")
+    raise ValueError(f"reduction must be 'none', 'sample', 'landmark' or 'mean', got {reduction!r}")
 
 
 def _check(pred: torch.Tensor, target: torch.Tensor) -> None:
@@ -125,8 +128,9 @@ class HeatmapLoss(nn.Module):
         self.fn, self.activation = heatmap_loss(name)
         self.reduction = reduction
 
-    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return self.fn(pred, target, reduction=self.reduction)
+    def forward(self, pred: torch.Tensor, target: torch.Tensor, reduction: str | None = None) -> torch.Tensor:
+        """The loss with ``reduction`` ("none", "sample", "landmark", "mean"; None: the module's own)."""
+        return self.fn(pred, target, reduction=self.reduction if reduction is None else reduction)
 
     def activate(self, pred: torch.Tensor) -> torch.Tensor:
         """Raw outputs -> heatmaps on the target's scale (for decoding and the topology extractor)."""

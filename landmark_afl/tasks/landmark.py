@@ -42,8 +42,10 @@ class LandmarkTask(TrainTask):
         self.detect_threshold = float(detect_threshold)
         self.afl = None
         if afl is not None and afl.enabled:
+            afl = afl.resolved()
             threshold = afl.threshold
-            self.afl = AdversarialFocalLoss(TopologyCritic(), lambda maps: topology_features(maps, threshold), afl)
+            critic = TopologyCritic(landmark_head=afl.per_landmark)
+            self.afl = AdversarialFocalLoss(critic, lambda maps: topology_features(maps, threshold), afl)
 
     def optimizer_parameters(self):
         return self.model.parameters()
@@ -53,15 +55,26 @@ class LandmarkTask(TrainTask):
         return self.loss.activate(self.model(images))
 
     def forward(self, batch: dict) -> dict:
+        """Base loss, AFL and one critic update; records per sample: image, base_loss, score.
+
+        With per-landmark AFL the weights multiply the per-landmark loss [B, K] (``reduction="landmark"``, whose
+        mean over K is the per-sample loss) and the recorded score is the per-sample mean of s[b, k].
+        """
         raw = self.model(batch["image"])
         target = batch["heatmaps"]
-        per_sample = self.loss(raw, target)
+        per_landmark = self.afl is not None and self.afl.cfg.per_landmark
+        if per_landmark:
+            landmark_loss = self.loss(raw, target, reduction="landmark")  # [B, K]
+            per_sample = landmark_loss.mean(1)
+        else:
+            per_sample = self.loss(raw, target)
         log = {"base_loss": per_sample.mean().detach()}
         records = {"image": list(batch["image_id"]), "base_loss": per_sample.detach()} if "image_id" in batch else {}
         if self.afl is None:
             return {"loss": per_sample.mean(), "log": log, "records": records}
-        afl_out = self.afl(self.loss.activate(raw.detach()), target, per_sample)
+        afl_out = self.afl(self.loss.activate(raw.detach()), target, landmark_loss if per_landmark else per_sample)
         scores = afl_out.pop("scores")
+        afl_out.pop("landmark_scores", None)
         log.update({"score_mean": scores.mean(), **afl_out})
         log.pop("loss")
         if records:

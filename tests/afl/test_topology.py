@@ -1,5 +1,6 @@
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -60,3 +61,75 @@ def test_no_gradient_and_bad_threshold():
         topology_features(maps, 0.0)
     with pytest.raises(ValueError, match=r"\[B, K, H, W\]"):
         topology_features(torch.rand(3, 8, 8), 0.5)
+
+
+def _reference_topology(maps: np.ndarray, threshold: float) -> np.ndarray:
+    """DESIGN.md's extractor in float64 numpy, one landmark and one pair at a time (an independent reference)."""
+    maps = maps.astype(np.float64)
+    b_count, k_count, h, w = maps.shape
+    out = np.zeros((b_count, 2, k_count, k_count))
+    diag = math.sqrt(w**2 + h**2)
+    for b in range(b_count):
+        centroids = {}
+        for k in range(k_count):
+            rows, cols = np.nonzero(maps[b, k] >= threshold)
+            if len(rows):
+                v = maps[b, k, rows, cols]
+                centroids[k] = np.array([(v * cols).sum() / v.sum(), (v * rows).sum() / v.sum()])
+        if not centroids:
+            continue
+        g = np.mean(list(centroids.values()), axis=0)
+        for i, ci in centroids.items():
+            for j, cj in centroids.items():
+                out[b, 0, i, j] = 1 - math.hypot(*(ci - cj)) / diag
+                u, v = ci - g, cj - g
+                out[b, 1, i, j] = 0.5 + 0.5 * float(u @ v) / max(np.linalg.norm(u) * np.linalg.norm(v), 1e-6)
+    return out
+
+
+def _gaussian_maps(k: int, h: int, w: int, seed: int) -> torch.Tensor:
+    """Two images of K sub-pixel Gaussians (sigma 2.5), a few absent, and pairs of landmarks 0.1-1 px apart."""
+    g = torch.Generator().manual_seed(seed)
+    centres = torch.rand(2, k, 2, generator=g) * torch.tensor([w - 8.0, h - 8.0]) + 4
+    centres[:, 1::4] = centres[:, 0::4][:, : centres[:, 1::4].shape[1]] + torch.rand(2, 1, 2, generator=g)
+    ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32), indexing="ij")
+    d2 = (xs - centres[..., 0, None, None]) ** 2 + (ys - centres[..., 1, None, None]) ** 2
+    maps = torch.exp(-d2 / (2 * 2.5**2))
+    maps[0, 2] = 0.0  # absent
+    maps[1, k - 1] = 0.3  # below threshold everywhere: absent
+    return maps
+
+
+@pytest.mark.parametrize("k", [5, 19, 36, 68])
+def test_matches_float64_reference_for_any_k(k):
+    h, w = 224, 256
+    maps = _gaussian_maps(k, h, w, seed=k)
+    feats = topology_features(maps, 0.5)
+    ref = _reference_topology(maps.numpy(), 0.5)
+    assert feats.dtype == torch.float32 and feats.shape == (2, 2, k, k)
+    np.testing.assert_allclose(feats.numpy(), ref, rtol=0, atol=1e-5)
+    present = [i for i in range(k) if i != 2]
+    assert np.all(feats[0, 0].numpy()[present, present] == 1.0)  # a landmark is at distance 0 from itself
+
+
+def test_mask_is_response_at_or_above_threshold_exactly():
+    t = np.float32(0.3)  # not a binary fraction: the comparison must be made on the float32 value
+    below = np.nextafter(t, np.float32(0))
+    maps = _maps_with_blobs(8, 8, [[(1, 1, float(t))], [(2, 5, float(below))], [(4, 4, 1.0), (6, 6, float(t))]])
+    feats = topology_features(maps, 0.3)
+    present = feats[0, 0].diagonal() > 0
+    assert present.tolist() == [True, False, True]
+    # landmark 2's centroid includes the pixel at exactly the threshold: x = (4 * 1 + 6 * t) / (1 + t)
+    cx = (4 + 6 * float(t)) / (1 + float(t))
+    d = math.hypot(cx - 1, cx - 1)
+    assert feats[0, 0, 0, 2].item() == pytest.approx(1 - d / math.sqrt(128), abs=1e-6)
+
+
+def test_cpu_blocks_give_the_same_result_as_one_pass(monkeypatch):
+    import landmark_afl.afl.topology as topology
+
+    maps = _gaussian_maps(19, 64, 96, seed=3)
+    monkeypatch.setattr(topology, "_CPU_BLOCK_BYTES", 1)  # one map per block
+    one_map = topology_features(maps, 0.5)
+    monkeypatch.setattr(topology, "_CPU_BLOCK_BYTES", 2**40)  # all maps in one block
+    torch.testing.assert_close(one_map, topology_features(maps, 0.5), rtol=0, atol=1e-7)

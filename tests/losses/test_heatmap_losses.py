@@ -47,3 +47,17 @@ def test_weighted_mse_reduces_to_mse_and_weights_the_peaks():
     torch.testing.assert_close(weighted_mse_loss(pred, target, "none", fg_weight=0.0), mse_loss(pred, target, "none"))
     expected = ((1 + 10.0 * target) * (pred - target) ** 2).flatten(1).mean(1)
     torch.testing.assert_close(weighted_mse_loss(pred, target, "sample"), expected)
+
+
+@pytest.mark.parametrize("name", sorted(HEATMAP_LOSSES))
+def test_landmark_reduction_is_the_mean_over_each_map(name):
+    loss = HeatmapLoss(name)
+    pred, target = torch.randn(3, 4, 8, 8), torch.rand(3, 4, 8, 8)
+    per_landmark = loss(pred, target, reduction="landmark")
+    assert per_landmark.shape == (3, 4)
+    torch.testing.assert_close(per_landmark.mean(1), loss(pred, target), rtol=1e-5, atol=1e-7)
+    for k in range(4):  # landmark k's loss is the loss of its map alone
+        alone = HeatmapLoss(name)(pred[:, k : k + 1], target[:, k : k + 1])
+        torch.testing.assert_close(per_landmark[:, k], alone, rtol=1e-5, atol=1e-7)
+    with pytest.raises(ValueError, match="'landmark'"):
+        loss(pred, target, reduction="pixel")
