@@ -71,11 +71,16 @@ def paired_over_seeds(per_run: list[dict], metrics: tuple[str, ...], reference: 
     return out
 
 
+def _signed(value: float) -> str:
+    """``+0.0073``; a difference that rounds to zero prints as ``+0.0000``, never ``-0.0000``."""
+    return f"{round(value, 4) + 0.0:+.4f}"
+
+
 def paired_markdown(rows: list[dict]) -> str:
     lines = ["| arm | metric | seeds | change vs reference [95 % CI] | significant |", "|---|---|---|---|---|"]
     for r in rows:
-        ci = "n/a" if not math.isfinite(r["ci"][0]) else f"[{r['ci'][0]:+.4f}, {r['ci'][1]:+.4f}]"
-        lines.append(f"| {r['arm']} | {r['metric']} | {r['n_seeds']} | {r['diff']:+.4f} {ci} | "
+        ci = "n/a" if not math.isfinite(r["ci"][0]) else f"[{_signed(r['ci'][0])}, {_signed(r['ci'][1])}]"
+        lines.append(f"| {r['arm']} | {r['metric']} | {r['n_seeds']} | {_signed(r['diff'])} {ci} | "
                      f"{'yes' if r['significant'] else 'no'} |")  # fmt: skip
     return "\n".join(lines) + "\n"
 
@@ -111,8 +116,8 @@ def table_html(rows: list[dict], metrics: tuple[str, ...], title: str, notes: li
     items = "".join(f"<li>{html.escape(n)}</li>" for n in notes)
     paired_rows = "".join(
         f"<tr><td>{html.escape(r['arm'])}</td><td>{html.escape(r['metric'])}</td><td>{r['n_seeds']}</td>"
-        f"<td>{r['diff']:+.4f} [{r['ci'][0]:+.4f}, {r['ci'][1]:+.4f}]</td><td>{'yes' if r['significant'] else 'no'}"
-        "</td></tr>"
+        f"<td>{_signed(r['diff'])} [{_signed(r['ci'][0])}, {_signed(r['ci'][1])}]</td>"
+        f"<td>{'yes' if r['significant'] else 'no'}</td></tr>"
         for r in paired
     )
     paired_table = (
