@@ -134,7 +134,8 @@ class AFLConfig:
             do not change), but ``sigmoid(-d)`` is not: without an anchor the level of d drifts and the scores can
             collapse towards 0 (measured on the phantom: mean score 0.466 -> 0.000 over 10 epochs). Centred on the
             real maps, a prediction the critic cannot tell from the ground truth scores 0.5 and worse ones more. A
-            stronger regularisation of d's range, the paper's future work; off by default (the paper's form).
+            stronger regularisation of d's range, the paper's future work; off here (the paper's form), on in the
+            landmark recipe's defaults (the seeded study's choice, README "Results").
         center_on: the scores whose batch mean critic_center anchors at 0: "real" (d(t(y)): a perfect prediction
             scores 0.5, worse ones more), "fake" (d(t(y')): the batch's predictions score 0.5 on average, harder
             ones more, easier ones less) or "both" (the mean over real and fake together).

@@ -172,7 +172,7 @@ def test_old_flat_keys_still_train_with_a_notice(tiny_phantom, tmp_path, capsys)
 def test_show_config_and_unknown_task(capsys):
     assert main(["train", "--show-config"]) == 0
     text = capsys.readouterr().out
-    assert "afl.critic_center = False" in text and "optim.lr = 0.001" in text and "(undocumented)" not in text
+    assert "afl.critic_center = True" in text and "optim.lr = 0.001" in text and "(undocumented)" not in text
     assert main(["train", "--task", "landmark"]) == 2
     assert "Did you mean landmarks" in capsys.readouterr().err
 
