@@ -102,7 +102,7 @@ def measure(name: str, overrides: dict, steps: int) -> dict:
     cfg = runs[False][3]
     batch = task.batch_size(runs[False][2][0])
     plain, with_afl = statistics.median(times[False]), statistics.median(times[True])
-    size = getattr(cfg, "input_size", None)
+    size = tuple(runs[False][2][0]["image"].shape[-2:])  # the network input (H, W)
     return {
         "task": name, "batch": batch, "input_size": list(size) if size else None, "step_s_plain": plain,
         "step_s_afl": with_afl, "images_per_s_plain": batch / plain, "images_per_s_afl": batch / with_afl,
