@@ -26,7 +26,7 @@ from landmark_afl.engine.optim import OptimConfig
 from landmark_afl.losses.classification import CLASSIFICATION_LOSSES
 from landmark_afl.models.wrn import WideResNet
 from landmark_afl.recipes.base import Recipe, Training
-from landmark_afl.tasks.classification import ClassificationTask
+from landmark_afl.tasks.classification import LOSS_ARMS, ClassificationTask, loss_arm
 
 LAYOUT_HELP = (
     "the python version of CIFAR-100 from https://www.cs.toronto.edu/~kriz/cifar.html, unpacked: "
@@ -158,7 +158,7 @@ def build(cfg: CifarConfig) -> Training:
     val_name = f"{len(val_set)} val (held out of train)" if cfg.val_split else f"{len(val_set)} val (= the test set)"
     description = (
         f"{variant.name} {folder} ({len(train_set)} train / {val_name}), WRN-{cfg.depth}-{cfg.width} "
-        f"({n_params:.1f} M parameters, dropout {cfg.dropout}), loss {_arm(cfg)}, input 32 x 32"
+        f"({n_params:.1f} M parameters, dropout {cfg.dropout}), loss {loss_arm(cfg)}, input 32 x 32"
     )
     run_meta = {"data_dir": str(folder), "dataset": variant.name, "class_names": list(train_set.split.class_names)}
     return Training(
@@ -169,10 +169,6 @@ def build(cfg: CifarConfig) -> Training:
         description,
         folder,
     )
-
-
-def _arm(cfg) -> str:
-    return cfg.loss + ("+afl" if cfg.afl.enabled else "")
 
 
 def load_run(run_dir: Path, recipe: str, config_cls):
@@ -215,23 +211,16 @@ def _summarize(best: dict) -> str:
     return f"top-1 {100 * best['val_top1']:.2f} %{top5}, balanced {100 * best['val_balanced_acc']:.2f} % (val)"
 
 
-ARMS = {
-    "ce": {"loss": "ce", "afl.enabled": False},
-    "focal": {"loss": "focal", "afl.enabled": False},
-    "afl": {"loss": "ce", "afl.enabled": True},
-    "focal+afl": {"loss": "focal", "afl.enabled": True},
-}
-
 RECIPE = Recipe(
     name="cifar",
     summary="CIFAR-100 (or CIFAR-10) classification with WRN-28-10, the paper's Table 4 (official python pickles)",
     config=CifarConfig,
     build=build,
     evaluate=evaluate,
-    arms=ARMS,
+    arms=LOSS_ARMS,
     report_metrics=("top1", "balanced_acc"),
     splits=("test", "val"),
     check=check,
-    run_name=lambda cfg: f"cifar-{_arm(cfg)}-s{cfg.seed}",
+    run_name=lambda cfg: f"cifar-{loss_arm(cfg)}-s{cfg.seed}",
     summarize=_summarize,
 )

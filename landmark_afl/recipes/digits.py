@@ -32,7 +32,7 @@ from landmark_afl.engine.optim import OptimConfig
 from landmark_afl.losses.classification import CLASSIFICATION_LOSSES
 from landmark_afl.models.small_cnn import SmallCNN
 from landmark_afl.recipes.base import Recipe, Training
-from landmark_afl.tasks.classification import ClassificationTask
+from landmark_afl.tasks.classification import LOSS_ARMS, ClassificationTask, loss_arm
 
 NUM_CLASSES = 10
 
@@ -125,14 +125,10 @@ def build(cfg: DigitsConfig) -> Training:
     description = (
         f"scikit-learn digits, long-tailed train {len(train_set)} ({counts[0]}..{counts[-1]} per class, ratio "
         f"{counts[0] / counts[-1]:g}) / {len(val_set)} balanced val, small CNN width {cfg.width}, loss "
-        f"{_arm(cfg)}, input 8 x 8"
+        f"{loss_arm(cfg)}, input 8 x 8"
     )
     run_meta = {"train_counts": counts.tolist()}
     return Training(task, _loader(train_set, cfg, True), _loader(val_set, cfg, False), run_meta, description)
-
-
-def _arm(cfg) -> str:
-    return cfg.loss + ("+afl" if cfg.afl.enabled else "")
 
 
 def evaluate(run_dir: Path, split: str) -> dict:
@@ -165,23 +161,16 @@ def _summarize(best: dict) -> str:
     return f"top-1 {100 * best['val_top1']:.2f} %, balanced {100 * best['val_balanced_acc']:.2f} % (val)"
 
 
-ARMS = {
-    "ce": {"loss": "ce", "afl.enabled": False},
-    "focal": {"loss": "focal", "afl.enabled": False},
-    "afl": {"loss": "ce", "afl.enabled": True},
-    "focal+afl": {"loss": "focal", "afl.enabled": True},
-}
-
 RECIPE = Recipe(
     name="digits",
     summary="scikit-learn's 8 x 8 digits, long-tailed (ratio 50), a small CNN: an offline classification table",
     config=DigitsConfig,
     build=build,
     evaluate=evaluate,
-    arms=ARMS,
+    arms=LOSS_ARMS,
     report_metrics=("top1", "balanced_acc"),
     splits=("test", "val"),
     check=check,
-    run_name=lambda cfg: f"digits-{_arm(cfg)}-s{cfg.seed}",
+    run_name=lambda cfg: f"digits-{loss_arm(cfg)}-s{cfg.seed}",
     summarize=_summarize,
 )

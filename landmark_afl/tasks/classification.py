@@ -27,6 +27,20 @@ def _identity(x: torch.Tensor) -> torch.Tensor:
     return x
 
 
+# The four loss arms of the paper's classification table, as config overrides (for ``compare``).
+LOSS_ARMS = {
+    "ce": {"loss": "ce", "afl.enabled": False},
+    "focal": {"loss": "focal", "afl.enabled": False},
+    "afl": {"loss": "ce", "afl.enabled": True},
+    "focal+afl": {"loss": "focal", "afl.enabled": True},
+}
+
+
+def loss_arm(cfg) -> str:
+    """The arm a config trains: ``ce``, ``focal``, ``ce+afl`` or ``focal+afl``."""
+    return cfg.loss + ("+afl" if cfg.afl.enabled else "")
+
+
 class ClassificationTask(TrainTask):
     """Classification with CE or focal loss, with or without Adversarial Focal Loss.
 
