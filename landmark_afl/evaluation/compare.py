@@ -95,7 +95,9 @@ def check_settings(settings: CompareSettings, out: Path) -> None:
         raise FileNotFoundError(f"--data {settings.data} does not exist; give the task's data folder")
     stored = out / "compare.json"
     if stored.is_file():
-        previous = json.loads(stored.read_text())
+        previous = {"task": "landmarks", "arms": None, **json.loads(stored.read_text())}  # first-release folders
+        if previous.get("data") == "phantom":
+            previous["data"] = None
         if previous != settings.key():
             changed = sorted(k for k in settings.key() if previous.get(k) != settings.key()[k])
             raise ValueError(

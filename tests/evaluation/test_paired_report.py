@@ -35,3 +35,18 @@ def test_totals_and_rows(tmp_path):
     assert row["fn_ci"] == [-10.0, -10.0] and row["fn_significant"]  # every image lost one miss: no spread
     assert row["mre_diff"] == -0.5 and row["seeds"] == [0, 1]
     assert "-50 %" in paired_markdown([row])
+
+
+def test_a_first_release_comparison_folder_still_resumes(tmp_path):
+    import json
+
+    import pytest
+
+    from landmark_afl.evaluation.compare import CompareSettings, check_settings
+
+    old = {"data": "phantom", "protocols": "all", "seeds": [0], "split": "test", "which": "best", "threshold": None,
+           "overrides": []}  # fmt: skip
+    (tmp_path / "compare.json").write_text(json.dumps(old))
+    check_settings(CompareSettings(seeds=[0], split="test"), tmp_path)  # the same comparison: accepted
+    with pytest.raises(ValueError, match="seeds differ"):
+        check_settings(CompareSettings(seeds=[1], split="test"), tmp_path)
