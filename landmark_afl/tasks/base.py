@@ -47,11 +47,20 @@ class TrainTask(nn.Module):
         )
 
     def extra_state(self) -> dict:
-        return {}
+        """The optimizer state of the task's AFL (``self.afl``, an ``AdversarialFocalLoss`` or None; the critic's
+        weights are in the state_dict); {} without AFL. (No class attribute: it would hide nn.Module's submodule.)"""
+        afl = getattr(self, "afl", None)
+        return afl.extra_state() if afl is not None else {}
 
     def load_extra_state(self, state: dict) -> None:
-        if state:
-            raise ValueError(f"{type(self).__name__} has no extra state, got keys {sorted(state)}")
+        afl = getattr(self, "afl", None)
+        if afl is not None:
+            afl.load_extra_state(state)
+        elif state:
+            raise ValueError(
+                f"checkpoint holds extra state {sorted(state)} (an AFL critic's optimizer) but this "
+                f"{type(self).__name__} has AFL turned off (afl.enabled=False, --no-afl)"
+            )
 
     def batch_size(self, batch: dict) -> int:
         return len(batch["image"])

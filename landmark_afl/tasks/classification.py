@@ -179,15 +179,6 @@ class ClassificationTask(TrainTask):
         parts.append(f"loss {metrics['val_loss']:.4f}")
         return ", ".join(parts)
 
-    def extra_state(self) -> dict:
-        return self.afl.extra_state() if self.afl is not None else {}
-
-    def load_extra_state(self, state: dict) -> None:
-        if self.afl is not None:
-            self.afl.load_extra_state(state)
-        elif state:
-            raise ValueError("checkpoint holds AFL critic state but this run has AFL turned off (--no-afl)")
-
 
 def write_per_class(path: Path, accuracy: np.ndarray, labels: torch.Tensor, num_classes: int) -> None:
     """``class,count,accuracy`` rows (accuracy empty for a class with no image), written atomically."""

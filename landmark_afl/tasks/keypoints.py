@@ -195,12 +195,3 @@ class KeypointTask(TrainTask):
     def epoch_summary(self, metrics: dict) -> str:
         keys = ("val_loss", *(f"val_{k}" for k in self.summary_keys))
         return ", ".join(f"{k[4:]} {metrics[k]:.4g}" for k in keys if metrics.get(k) is not None)
-
-    def extra_state(self) -> dict:
-        return self.afl.extra_state() if self.afl is not None else {}
-
-    def load_extra_state(self, state: dict) -> None:
-        if self.afl is not None:
-            self.afl.load_extra_state(state)
-        elif state:
-            raise ValueError("checkpoint holds AFL critic state but this run has AFL turned off (afl.enabled=False)")

@@ -138,12 +138,3 @@ class LandmarkTask(TrainTask):
             for k in keys
             if metrics.get(k) is not None
         )
-
-    def extra_state(self) -> dict:
-        return self.afl.extra_state() if self.afl is not None else {}
-
-    def load_extra_state(self, state: dict) -> None:
-        if self.afl is not None:
-            self.afl.load_extra_state(state)
-        elif state:
-            raise ValueError("checkpoint holds AFL critic state but this run has AFL turned off (--no-afl)")
