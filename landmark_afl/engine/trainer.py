@@ -155,13 +155,13 @@ class Trainer:
             **self.run_meta,
         }
 
-    def resume(self, path: Path, console=None) -> None:
-        """Load the last checkpoint of this run and continue after its epoch.
+    def resume(self, path: Path, console=None, state: dict | None = None) -> None:
+        """Load the last checkpoint of this run (``state``: already loaded from ``path``) and continue after its epoch.
 
         A run resumed with another number of processes continues with a notice: its data order (and the
         effective batch) differ from an uninterrupted run from then on.
         """
-        state = load_checkpoint(path, map_location=self.device)
+        state = state if state is not None else load_checkpoint(path, map_location=self.device)
         trained_world = int(state.get("world_size", 1))
         if trained_world != self.dist.world and console is not None and self.dist.is_main:
             console.print(

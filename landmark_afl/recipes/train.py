@@ -101,7 +101,7 @@ def train_recipe(recipe: Recipe, cfg, run_dir: Path, resume: bool = False, conso
             raise CheckpointError(f"{last} was trained with --task {trained_as}, not {recipe.name}; resume with it")
         if recipe.check_resume is not None:
             recipe.check_resume(state, training, last)
-        trainer.resume(last, console)
+        trainer.resume(last, console, state)  # the checkpoint is read once
         console.log(f"resuming {run_dir} after epoch {trainer.epoch} (step {trainer.step}) to epoch {cfg.optim.epochs}")
     if dist.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
