@@ -25,6 +25,9 @@ def _add_eval_options(p: argparse.ArgumentParser, protocols_default: str | None)
     p.add_argument("--which", choices=("best", "last"), default="best", help="checkpoint of the run (default: best)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ... (default: auto)")
     p.add_argument("--batch-size", type=int, default=8, help="images per forward pass (default: 8)")
+    p.add_argument("--amp", choices=("auto", "off", "bf16"), default="auto",
+                   help="network precision: auto = bf16 where the GPU or CPU has it (AVX-512 BF16, AMX), else fp32; "
+                   "off = fp32 (default: auto)")  # fmt: skip
 
 
 def add_parser(sub) -> None:
@@ -88,7 +91,7 @@ def evaluate_to(run: str | Path, out: Path, args: argparse.Namespace, protocols=
         ev = evaluate_run(
             run, data=args.data, split=args.split, protocols=protocols if protocols is not None else args.protocols,
             threshold=args.threshold, which=args.which, device=args.device, batch_size=args.batch_size,
-            progress=report,
+            progress=report, amp=getattr(args, "amp", "auto"),
         )  # fmt: skip
     return write_evaluation(ev, out)
 

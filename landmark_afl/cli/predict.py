@@ -56,6 +56,9 @@ def add_parser(sub) -> None:
     p.add_argument("--spacing", type=float, nargs="+", metavar="MM",
                    help="pixel spacing (mm; one value, or row col) for images that carry none")  # fmt: skip
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1... (default auto)")
+    p.add_argument("--amp", choices=("auto", "off", "bf16"), default="auto",
+                   help="torch engine precision: auto = bf16 where the GPU or CPU has it (AVX-512 BF16, AMX), else "
+                   "fp32; off = fp32; the onnx engine is fp32 (default auto)")  # fmt: skip
     p.add_argument("--no-progress", action="store_true", help="no progress bar (e.g. in logs)")
     p.set_defaults(func=run_predict_command)
 
@@ -156,7 +159,7 @@ def run_predict_command(args: argparse.Namespace) -> int:
         if args.engine == "onnx":
             engine = _onnx_engine(args, run, out_dir, device, ctx)
         else:
-            engine = TorchEngine(run.task, device)
+            engine = TorchEngine(run.task, device, amp=args.amp)
         spacing = None if args.spacing is None else (args.spacing[0], args.spacing[-1])
         options = PredictOptions(
             batch_size=args.batch_size, workers=args.workers, threshold=args.threshold, overlays=args.overlays,

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 import torch
 
+from landmark_afl.engine.device import cpu_bf16_support
+
 OPTIMIZERS = ("adamw", "sgd")
 SCHEDULES = ("cosine", "step", "multistep")
 AMP_MODES = ("auto", "off", "bf16", "fp16")
@@ -31,7 +33,9 @@ class OptimConfig:
         step_gamma: the factor of the "step" and "multistep" schedules.
         milestones: the epochs at which "multistep" multiplies the lr by step_gamma, e.g. [60, 120, 160].
         grad_clip: max gradient norm; 0 = off.
-        amp: "auto" (bf16 autocast on CUDA where supported, else fp16), "off", "bf16" or "fp16"; fp32 on the CPU.
+        amp: mixed precision of the network (the losses and the AFL critic stay fp32): "auto" (bf16 autocast on
+            a CUDA GPU that supports it, else fp16; on the CPU bf16 when it has AVX-512 BF16 or AMX, else fp32),
+            "off" (fp32), "bf16" (also on a CPU without native bf16: emulated, slow) or "fp16" (CUDA only).
         log_every: steps between two log lines.
         scale_lr: under torchrun, "linear" multiplies lr by the number of processes (Goyal et al., 2017: the
             effective batch grows with them); "none" keeps lr as given.
@@ -108,9 +112,40 @@ def lr_lambda(cfg: OptimConfig, steps_per_epoch: int):
 
 
 def autocast_dtype(amp: str, device: torch.device):
-    """The autocast dtype for ``amp`` on ``device``, or None for fp32 (always on the CPU)."""
-    if amp == "off" or device.type != "cuda":
+    """The autocast dtype for ``amp`` on ``device``, or None for fp32.
+
+    On CUDA ``auto`` is bf16 where the GPU supports it, else fp16. On the CPU ``auto`` is bf16 when the CPU has
+    native bf16 instructions (:func:`landmark_afl.engine.device.cpu_bf16_support`: AVX-512 BF16 or AMX) and fp32
+    otherwise; ``bf16`` forces bf16 autocast (emulated, and slower than fp32, on a CPU without them); ``fp16`` is
+    CUDA-only. ``off`` is fp32 everywhere.
+
+    Raises:
+        ValueError: ``amp="fp16"`` on the CPU.
+    """
+    if amp == "off":
         return None
-    if amp in ("auto", "bf16"):
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.float16
+    if device.type == "cuda":
+        if amp in ("auto", "bf16"):
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.float16
+    if device.type != "cpu":
+        return None
+    if amp == "fp16":
+        raise ValueError("amp=fp16 is for CUDA only; on the CPU use amp=auto (bf16 where the CPU has it), bf16 or off")
+    if amp == "bf16":
+        return torch.bfloat16
+    return torch.bfloat16 if cpu_bf16_support() else None
+
+
+def precision_label(amp: str, device: torch.device) -> str:
+    """What ``amp`` means on ``device`` in words, e.g. "bf16 autocast (CPU avx512_bf16)" or "fp32"."""
+    dtype = autocast_dtype(amp, device)
+    if dtype is None:
+        if amp == "auto" and device.type == "cpu":
+            return "fp32 (this CPU has no native bf16)"
+        return "fp32"
+    name = {torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]
+    if device.type == "cpu":
+        support = cpu_bf16_support()
+        return f"{name} autocast (CPU {support})" if support else f"{name} autocast (CPU, emulated: no native bf16)"
+    return f"{name} autocast (CUDA)"

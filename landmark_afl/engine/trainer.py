@@ -196,7 +196,8 @@ class Trainer:
             while self.epoch < self.cfg.epochs:
                 metrics = self._train_epoch(console, writer)
                 if self.dist.is_main:
-                    metrics.update(self.task.validate(self.val_loader, self.run_dir))
+                    with self._autocast():
+                        metrics.update(self.task.validate(self.val_loader, self.run_dir))
                 metrics = self.dist.broadcast_object(metrics)
                 self._end_epoch(metrics, writer, console)
         finally:
@@ -252,7 +253,7 @@ class Trainer:
     def _train_step(self, epoch: int, i: int, batch: dict) -> tuple[dict, int]:
         """One optimisation step; returns the task's outputs and the batch size."""
         batch = self.task.batch_to(batch, self.device)
-        with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
+        with self._autocast():
             out = self.task(batch)
         loss = out["loss"]
         if not self.dist.distributed:
@@ -269,6 +270,10 @@ class Trainer:
         self.scheduler.step()
         self.step += 1
         return out, self.task.batch_size(batch)
+
+    def _autocast(self):
+        """Mixed precision of ``cfg.amp`` on this device (training steps and validation alike)."""
+        return torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None)
 
     def _check_finite(self, loss: torch.Tensor, epoch: int, i: int) -> None:
         if not torch.isfinite(loss):

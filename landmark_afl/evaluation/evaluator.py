@@ -67,6 +67,7 @@ class Evaluation:
     threshold: float
     landmarks: list[str]
     results: dict[str, ProtocolResult]
+    precision: str = "fp32"
 
     @property
     def afl(self) -> bool:
@@ -81,6 +82,7 @@ def predict_images(
     protocol,
     batch_size: int = 8,
     progress: Callable[[int, int], None] | None = None,
+    amp: str = "auto",
 ) -> ProtocolResult:
     """Predict every image of ``images`` once under ``protocol``; an unreadable image is recorded, not fatal.
 
@@ -91,11 +93,14 @@ def predict_images(
         protocol: a loaded ``Protocol``.
         batch_size: images per forward pass.
         progress: called as ``progress(done, total)`` after each batch.
+        amp: mixed precision of the network, as ``optim.amp`` ("auto": bf16 where the device has it, "off": fp32).
     """
     from landmark_afl.data.training import prepare_image
+    from landmark_afl.engine.optim import autocast_dtype
     from landmark_afl.io import ImageReadError
 
     device = next(task.model.parameters()).device
+    amp_dtype = autocast_dtype(amp, device)
     k = len(dataset.landmarks)
     kept, failed, preds, peaks, gts, spacings, sources = [], [], [], [], [], [], []
     pending: list = []
@@ -107,7 +112,8 @@ def predict_images(
             "image": torch.from_numpy(np.stack([p.image for _, p in pending]))[:, None].to(device),
             "scale": torch.from_numpy(np.stack([p.scale for _, p in pending]).astype(np.float32)),
         }
-        xy, peak = task.predict(batch)
+        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+            xy, peak = task.predict(batch)
         preds.append(xy)
         peaks.append(peak)
         for key, prep in pending:
@@ -184,6 +190,7 @@ def evaluate_run(
     device: str = "cpu",
     batch_size: int = 8,
     progress: Callable[[str, int, int], None] | None = None,
+    amp: str = "auto",
 ) -> Evaluation:
     """Evaluate a run folder (or checkpoint) on a split of a data set under each requested protocol.
 
@@ -203,6 +210,7 @@ def evaluate_run(
         device: "cpu", "cuda", "auto", ...
         batch_size: images per forward pass.
         progress: called as ``progress(protocol, done, total)``.
+        amp: mixed precision of the network: "auto" (bf16 on a GPU or CPU that has it, else fp32), "off", "bf16".
 
     Raises:
         CheckpointError: the run is missing or not a landmark-afl run.
@@ -234,8 +242,9 @@ def evaluate_run(
     for name in names:
         protocol = trained.protocol_for(name)
         report = None if progress is None else (lambda done, total, p=protocol.name: progress(p, done, total))
-        results[protocol.name] = predict_images(trained.task, dataset, images, protocol, batch_size, report)
+        results[protocol.name] = predict_images(trained.task, dataset, images, protocol, batch_size, report, amp)
     from landmark_afl.engine.config import config_to_dict
+    from landmark_afl.engine.optim import precision_label
 
     return Evaluation(
         run_dir=trained.run_dir,
@@ -250,6 +259,7 @@ def evaluate_run(
         threshold=thr,
         landmarks=list(trained.landmarks),
         results=results,
+        precision=precision_label(amp, next(trained.task.model.parameters()).device),
     )
 
 

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from landmark_afl.codecs import GaussianHeatmapCodec
+from landmark_afl.engine.optim import autocast_dtype, precision_label
 
 
 class TorchEngine:
@@ -22,6 +23,8 @@ class TorchEngine:
     Args:
         task: a ``LandmarkTask`` in eval mode (``TrainedRun.task``).
         device: where the model is.
+        amp: mixed precision as in training (``optim.amp``): "auto" (bf16 on a GPU or CPU that supports it, else
+            fp32), "off" (fp32), "bf16"; the output head and the decoding stay float32.
 
     Example:
         >>> from landmark_afl.engine.config import update_config
@@ -34,15 +37,19 @@ class TorchEngine:
 
     name = "torch"
 
-    def __init__(self, task, device: str | torch.device = "cpu") -> None:
+    def __init__(self, task, device: str | torch.device = "cpu", amp: str = "auto") -> None:
         self.task = task.eval()
         self.device = torch.device(device)
         self.codec: GaussianHeatmapCodec = task.codec
+        self.amp_dtype = autocast_dtype(amp, self.device)
+        self.precision = precision_label(amp, self.device)
 
     @torch.inference_mode()
     def heatmaps(self, images: torch.Tensor) -> torch.Tensor:
-        """Activated heatmaps [B, K, H, W] (peak 1 = confident)."""
-        return self.task.heatmaps(images.to(self.device, non_blocking=True))
+        """Activated heatmaps [B, K, H, W] float32 (peak 1 = confident)."""
+        images = images.to(self.device, non_blocking=True)
+        with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
+            return self.task.heatmaps(images).float()
 
     def __call__(self, images: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
         xy, peaks = self.codec.decode(self.heatmaps(images))
@@ -59,6 +66,7 @@ class OnnxEngine:
     """
 
     name = "onnx"
+    precision = "fp32"
 
     def __init__(self, path: str | Path, device: str | torch.device = "cpu", threads: int = 0) -> None:
         try:

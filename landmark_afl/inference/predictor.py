@@ -24,6 +24,9 @@ from landmark_afl.inference.phi import header_columns, scrub
 from landmark_afl.inference.writer import ERRORS_CSV, OutputWriter, done_paths, finalize, read_csv_rows
 
 SETTINGS_FILE = "predict.json"
+# what an OUT folder written before these settings were recorded was made with (fp32, the torch engine); a key
+# still absent from an old predict.json is not checked
+SETTINGS_BEFORE_0_3 = {"precision": "fp32"}
 LANDMARK_FIELDS = ("x", "y", "x_mm", "y_mm", "peak", "present")
 
 
@@ -134,8 +137,8 @@ def check_settings(out_dir: Path, settings: dict) -> None:
     """Write OUT/predict.json, or check that an existing one (an earlier run into OUT) has the same settings."""
     path = out_dir / SETTINGS_FILE
     if path.is_file():
-        old = json.loads(path.read_text())
-        diff = [k for k in settings if old.get(k) != settings[k]]
+        old = {**SETTINGS_BEFORE_0_3, **json.loads(path.read_text())}
+        diff = [k for k in settings if k in old and old[k] != settings[k]]
         if diff:
             details = "; ".join(f"{k}: {old.get(k)!r} -> {settings[k]!r}" for k in diff)
             raise ValueError(
@@ -148,8 +151,12 @@ def check_settings(out_dir: Path, settings: dict) -> None:
     tmp.replace(path)
 
 
-def job_settings(run, protocol_name: str, threshold: float, keep_phi: bool) -> dict:
-    """The settings that must not change between a run into OUT and its resumption."""
+def job_settings(run, protocol_name: str, threshold: float, keep_phi: bool, engine=None, fallback_spacing=None) -> dict:
+    """The settings that must not change between a run into OUT and its resumption.
+
+    ``engine`` adds its name and precision (an fp32 and a bf16 pass differ in the last digits), and
+    ``fallback_spacing`` the ``--spacing`` (rows with and without mm must not mix in one results.csv).
+    """
     digest = hashlib.sha256()
     with Path(run.checkpoint).open("rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -162,6 +169,8 @@ def job_settings(run, protocol_name: str, threshold: float, keep_phi: bool) -> d
         "protocol": protocol_name,
         "threshold": threshold,
         "keep_phi": keep_phi,
+        **({} if engine is None else {"engine": engine.name, "precision": engine.precision}),
+        "fallback_spacing": None if fallback_spacing is None else [float(v) for v in fallback_spacing],
     }
 
 
@@ -201,7 +210,8 @@ def run_predict(
     header = result_columns(landmarks, options.keep_phi)
     if ctx.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
-        check_settings(out_dir, job_settings(run, protocol.name, threshold, options.keep_phi))
+        settings = job_settings(run, protocol.name, threshold, options.keep_phi, engine, options.fallback_spacing)
+        check_settings(out_dir, settings)
         finalize(out_dir, header)  # rows left in part files by a killed torchrun job
     ctx.barrier()
     done = done_paths(out_dir)

@@ -4,6 +4,10 @@ A landmark is *detected* when the peak response of its heatmap is >= the thresho
 present in the ground truth but not detected, a *false positive* when it is absent but detected. Radial errors are
 measured for landmarks that are present and detected, in mm when the pixel spacing is known (else NaN in mm, and
 the pixel error is kept beside it), so that a lower false-negative count cannot hide worse placement.
+
+The ``_all`` figures (``error_all_mm``, ``mre_all_mm``, ``sdr_all``) follow the ISBI 2015 challenge's rule instead:
+every present landmark is scored at its heatmap's argmax wherever it falls, detected or not, so a missed landmark
+counts with its (usually large) error rather than being left out.
 """
 
 from __future__ import annotations
@@ -31,7 +35,8 @@ def landmark_outcomes(
 
     Returns:
         dict of [N, K] arrays: present, detected, false_negative, false_positive (bool), error_px, error_mm
-        (float, NaN where not both present and detected, or where the spacing is unknown for error_mm).
+        (float, NaN where not both present and detected, or where the spacing is unknown for error_mm),
+        error_all_px, error_all_mm (the same for every present landmark, detected or not).
     """
     pred_xy = np.asarray(pred_xy, np.float64)
     gt_xy = np.asarray(gt_xy, np.float64)
@@ -46,16 +51,21 @@ def landmark_outcomes(
     detected = peaks >= threshold
     delta = pred_xy - gt_xy
     scored = present & detected
-    error_px = np.where(scored, np.hypot(delta[..., 0], delta[..., 1]), np.nan)
     col_mm, row_mm = spacing[:, None, 1], spacing[:, None, 0]
-    error_mm = np.where(scored, np.hypot(delta[..., 0] * col_mm, delta[..., 1] * row_mm), np.nan)
+    with np.errstate(invalid="ignore"):
+        radial_px = np.hypot(delta[..., 0], delta[..., 1])
+        radial_mm = np.hypot(delta[..., 0] * col_mm, delta[..., 1] * row_mm)
+    error_all_px = np.where(present, radial_px, np.nan)
+    error_all_mm = np.where(present, radial_mm, np.nan)
     return {
         "present": present,
         "detected": detected,
         "false_negative": present & ~detected,
         "false_positive": ~present & detected,
-        "error_px": error_px,
-        "error_mm": error_mm,
+        "error_px": np.where(scored, error_all_px, np.nan),
+        "error_mm": np.where(scored, error_all_mm, np.nan),
+        "error_all_px": error_all_px,
+        "error_all_mm": error_all_mm,
     }
 
 
@@ -63,8 +73,10 @@ def summarize_outcomes(outcomes: dict[str, np.ndarray], axis: int | None = None)
     """Counts and localisation figures, over everything (axis None) or per landmark (axis 0) / per image (axis 1).
 
     Returns a dict with ``present``, ``detected`` (present and detected), ``false_negatives``, ``false_positives``,
-    ``absent``, ``mre_mm``, ``sd_mm``, ``mre_px`` and ``sdr`` ({"2.0": %, ...} over present+detected landmarks
-    with a known spacing). Values are Python scalars (axis None) or lists.
+    ``absent``, ``mre_mm``, ``sd_mm``, ``mre_px`` and ``sdr`` ({"2": %, ...} over present+detected landmarks
+    with a known spacing), and the challenge's figures over every present landmark: ``mre_all_mm``, ``sd_all_mm``,
+    ``mre_all_px`` and ``sdr_all`` (only when the outcomes carry ``error_all_mm``). Values are Python scalars
+    (axis None) or lists.
     """
     present, detected = outcomes["present"], outcomes["detected"]
     err_mm, err_px = outcomes["error_mm"], outcomes["error_px"]
@@ -84,7 +96,22 @@ def summarize_outcomes(outcomes: dict[str, np.ndarray], axis: int | None = None)
                 for r in SDR_RADII_MM
             },
         }
+        if "error_all_mm" in outcomes:
+            res.update(_all_landmark_figures(outcomes["error_all_mm"], outcomes["error_all_px"], axis))
     return _to_python(res)
+
+
+def _all_landmark_figures(err_mm: np.ndarray, err_px: np.ndarray, axis) -> dict:
+    measured = np.isfinite(err_mm).sum(axis)
+    return {
+        "mre_all_mm": _nanmean(err_mm, axis),
+        "sd_all_mm": _nanstd(err_mm, axis),
+        "mre_all_px": _nanmean(err_px, axis),
+        "sdr_all": {
+            f"{r:g}": np.where(measured > 0, 100.0 * (err_mm <= r).sum(axis) / np.maximum(measured, 1), np.nan)
+            for r in SDR_RADII_MM
+        },
+    }
 
 
 def _nanmean(values: np.ndarray, axis):

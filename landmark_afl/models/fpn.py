@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+import torch
 from torch import nn
 
 
@@ -82,7 +83,22 @@ def build_model(cfg: ModelConfig) -> nn.Module:
             "them (encoder_weights=None) or run once with network access to fill the Hugging Face cache"
         ) from err
     init_heatmap_head(model.segmentation_head[0], cfg.head_bias)
+    model.segmentation_head = Float32Head(*model.segmentation_head)
     return model
+
+
+class Float32Head(nn.Sequential):
+    """smp's segmentation head (output conv, bilinear upsampling, activation) run in float32 under autocast.
+
+    Under bf16 autocast the heatmaps would carry 8 significant bits (steps of 1/256 near the 0.5 detection
+    threshold), enough to move a peak across the threshold and to coarsen the sub-pixel refinement; the head is
+    ~2 % of the network's work, so it stays float32 and only the encoder and the FPN decoder run in bf16. The
+    children and their state_dict keys (``segmentation_head.0.weight``...) are smp's own.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(x.device.type, enabled=False):
+            return super().forward(x.float())
 
 
 def init_heatmap_head(conv: nn.Conv2d, bias: float = 0.0) -> None:

@@ -17,6 +17,7 @@ from landmark_afl.engine.atomic import write_atomic
 from landmark_afl.engine.checkpoint import CheckpointError, load_checkpoint
 from landmark_afl.engine.config import config_to_dict, load_config_file, update_config
 from landmark_afl.engine.device import resolve_device
+from landmark_afl.engine.optim import precision_label
 from landmark_afl.recipes.base import Recipe
 
 
@@ -106,7 +107,8 @@ def train_recipe(recipe: Recipe, cfg, run_dir: Path, resume: bool = False, conso
     if dist.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         write_atomic(run_dir / "config.yaml", yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
-    console.log(f"run {run_dir} (--task {recipe.name}): {training.description}, device {device}")
+    precision = precision_label(cfg.optim.amp, device)
+    console.log(f"run {run_dir} (--task {recipe.name}): {training.description}, device {device}, {precision}")
     if dist.distributed:
         lr = effective_lr(cfg.optim, dist.world)
         scaling = "scaled linearly: optim.scale_lr=linear" if cfg.optim.scale_lr == "linear" else "optim.scale_lr=none"

@@ -50,8 +50,15 @@ def test_evaluate_writes_consistent_reports(setup):
         detected = [r for r in mine if r["present"] == "1" and r["detected"] == "1"]
         if detected:
             assert entry["mre_mm"] == pytest.approx(np.mean([float(r["error_mm"]) for r in detected]), abs=1e-3)
+        # the challenge's figure: every present landmark, detected or not
+        every = [float(r["error_all_mm"]) for r in mine if r["present"] == "1"]
+        assert entry["mre_all_mm"] == pytest.approx(np.mean(every), abs=1e-3)
+        assert entry["sdr_all"]["2"] == pytest.approx(100 * np.mean(np.array(every) <= 2.0), abs=1e-6)
+        assert all(lm["mre_all_mm"] is not None for lm in entry["per_landmark"] if lm["present"])
     assert (out / "sweep.png").stat().st_size > 1000
-    assert "False negatives per landmark" in (out / "report.md").read_text()
+    text = (out / "report.md").read_text()
+    assert "False negatives per landmark" in text and "| protocol | present | MRE (all) |" in text
+    assert report["precision"] in text
 
 
 def test_evaluate_defaults_to_the_runs_protocol_data_and_threshold(setup):

@@ -6,6 +6,7 @@ import csv
 
 import numpy as np
 import pytest
+import torch
 
 from landmark_afl.cli import main
 from landmark_afl.inference.engines import OnnxEngine, TorchEngine, read_onnx_metadata
@@ -35,7 +36,7 @@ def test_onnx_matches_torch_on_real_images_with_a_dynamic_batch(exported):
     items = [InferenceSet(good, load_protocol(run.protocol), run.codec.input_size)[i] for i in range(len(good))]
     images = collate_records(items)["images"]
     assert images.shape[0] == len(good) == 7  # not the batch size 1 of the export example
-    torch_engine, onnx_engine = TorchEngine(run.task), OnnxEngine(path)
+    torch_engine, onnx_engine = TorchEngine(run.task, amp="off"), OnnxEngine(path)  # both fp32
     np.testing.assert_allclose(
         onnx_engine.heatmaps(images).numpy(), torch_engine.heatmaps(images).numpy(), atol=MAP_TOL
     )
@@ -44,6 +45,24 @@ def test_onnx_matches_torch_on_real_images_with_a_dynamic_batch(exported):
     assert xy_o.shape == (7, len(LANDMARKS), 2)
     np.testing.assert_allclose(xy_o, xy_t, atol=XY_TOL)
     np.testing.assert_allclose(peak_o, peak_t, atol=MAP_TOL)
+
+
+def test_bf16_engine_stays_close_to_fp32_and_says_so(exported):
+    """bf16 autocast (forced, so it runs on any CPU) moves heatmaps and landmarks only a little; the head is fp32."""
+    root, run, _ = exported
+    good, _ = make_real_folder(root / "in")
+    items = [InferenceSet(good, load_protocol(run.protocol), run.codec.input_size)[i] for i in range(len(good))]
+    images = collate_records(items)["images"]
+    fp32, bf16 = TorchEngine(run.task, amp="off"), TorchEngine(run.task, amp="bf16")
+    assert fp32.precision == "fp32" and bf16.precision.startswith("bf16 autocast (CPU")
+    maps_32, maps_16 = fp32.heatmaps(images), bf16.heatmaps(images)
+    assert maps_16.dtype == maps_32.dtype == torch.float32  # the head and the decoding stay float32
+    assert float((maps_16 - maps_32).abs().max()) < 0.02 * float(maps_32.abs().max())
+    xy_32, peak_32 = fp32(images)
+    xy_16, peak_16 = bf16(images)
+    confident = peak_32 > 0.5 * peak_32.max()
+    assert np.abs(xy_16 - xy_32)[confident].max() < 1.0  # input pixels
+    assert np.abs(peak_16 - peak_32).max() < 0.05 * peak_32.max()
 
 
 def test_metadata_names_the_checkpoint_and_codec(exported):
@@ -62,7 +81,7 @@ def test_predict_engine_onnx_gives_the_torch_results(exported, tmp_path):
     for engine in ("torch", "onnx"):
         out = tmp_path / engine
         assert main(["predict", str(run.run_dir), str(listing), "--out", str(out), "--engine", engine,
-                     "--workers", "0", "--no-progress"]) == 0  # fmt: skip
+                     "--workers", "0", "--no-progress", "--amp", "off"]) == 0  # fmt: skip
         with (out / "results.csv").open(newline="") as f:
             rows[engine] = list(csv.DictReader(f))
     assert (tmp_path / "onnx" / "model-best.onnx").is_file()  # exported on the fly into OUT

@@ -140,3 +140,31 @@ def test_usage_errors_exit_2(real, tmp_path):
     assert (
         main(["predict", str(run), str(good), *base, "--threshold", "0.9"]) == 2
     )  # OUT was made with another threshold
+
+
+def test_precision_and_spacing_cannot_change_between_resumes_of_one_out(real, tmp_path, capsys):
+    root, run, _, _ = real
+    good = root / "in" / "mr" / "MR_small.dcm"
+    out = tmp_path / "o"
+    base = ["predict", str(run), str(good), "--out", str(out), "--no-progress"]
+    assert main([*base, "--amp", "off"]) == 0
+    assert json.loads((out / "predict.json").read_text())["precision"] == "fp32"
+    capsys.readouterr()
+    assert main([*base, "--amp", "bf16"]) == 2  # rows in fp32 and bf16 must not mix
+    assert "precision: 'fp32' -> 'bf16 autocast" in " ".join(capsys.readouterr().err.split())
+    assert main([*base, "--amp", "off", "--spacing", "0.1"]) == 2  # nor rows with and without --spacing
+    assert main([*base, "--amp", "off"]) == 0  # the same settings resume
+
+
+def test_an_out_folder_of_an_older_version_resumes_as_fp32(real, tmp_path):
+    root, run, _, _ = real
+    good = root / "in" / "mr" / "MR_small.dcm"
+    out = tmp_path / "o"
+    base = ["predict", str(run), str(good), "--out", str(out), "--no-progress"]
+    assert main([*base, "--amp", "off"]) == 0
+    settings = json.loads((out / "predict.json").read_text())
+    for key in ("precision", "engine", "fallback_spacing"):  # written before these were recorded
+        settings.pop(key)
+    (out / "predict.json").write_text(json.dumps(settings))
+    assert main([*base, "--amp", "off"]) == 0
+    assert main([*base, "--amp", "bf16"]) == 2
