@@ -27,7 +27,7 @@ def make_untrained_run(
     values = {"input_size": (64, 64), "protocol": protocol, "seed": seed, **overrides}
     cfg = update_config(LandmarkConfig(), values)
     torch.manual_seed(seed)
-    task = build_task(cfg, len(landmarks))
+    task = build_task(cfg, len(landmarks), pretrained=False)  # random weights, never downloaded
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.yaml").write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))

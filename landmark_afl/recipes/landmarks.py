@@ -98,13 +98,21 @@ def resolve_data_dir(cfg: LandmarkConfig) -> Path:
     return Path(cfg.data).expanduser().resolve()
 
 
-def build_task(cfg: LandmarkConfig, num_landmarks: int) -> LandmarkTask:
+def build_task(cfg: LandmarkConfig, num_landmarks: int, pretrained: bool = True) -> LandmarkTask:
+    """The task of ``cfg`` for ``num_landmarks`` landmarks.
+
+    ``pretrained=False`` builds the architecture without fetching ``encoder_weights``: a trained run's weights come
+    from its checkpoint, so evaluate, predict and export work offline whatever the run was initialised from.
+    """
     check_input_size(cfg.input_size)
     loss = HeatmapLoss(cfg.loss)
     head_bias = -2.19 if loss.activation == "sigmoid" else 0.0  # sigmoid(-2.19) = 0.1, CenterNet's prior
     model = build_model(
         ModelConfig(
-            encoder=cfg.encoder, num_landmarks=num_landmarks, encoder_weights=cfg.encoder_weights, head_bias=head_bias
+            encoder=cfg.encoder,
+            num_landmarks=num_landmarks,
+            encoder_weights=cfg.encoder_weights if pretrained else None,
+            head_bias=head_bias,
         )
     )
     codec = GaussianHeatmapCodec(cfg.input_size, sigma=cfg.sigma)
@@ -215,7 +223,7 @@ def load_trained_run(run: str | Path, which: str = "best", device: str | torch.d
         if key not in state:
             raise CheckpointError(f"{path} lacks {key!r}: not a landmark-afl landmark checkpoint")
     cfg = config_from_state(state, path)
-    task = build_task(cfg, len(state["landmarks"]))
+    task = build_task(cfg, len(state["landmarks"]), pretrained=False)  # the weights are in the checkpoint
     task.load_state_dict(state["task"])
     task.to(device).eval()
     run_dir = path.parent.parent if path.parent.name == "checkpoints" else path.parent
