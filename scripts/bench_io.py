@@ -1,9 +1,11 @@
 # Run: OMP_NUM_THREADS=1 python scripts/bench_io.py --repeat 7 --out bench_io.json
-"""Read time (median of N) of large real X-ray files, and read + the "high" contrast protocol when available.
+"""Read time (median of N) of large real X-ray files, read + the "high" contrast protocol, and the full
+``prepare_image`` step (read -> protocol -> letterbox) at a network input size.
 
-Files: NEMA WG04 RG3 (CR, 1760 x 1760, 10-bit, MONOCHROME1) uncompressed, JPEG 2000 lossless, JPEG lossless
-(SimpleITK fallback) and RLE; one ISBI 2015 cephalogram (1935 x 2400 JPEG). Data from ../shared/data (or
-LANDMARK_AFL_SHARED_DATA). Prints a table and writes JSON.
+Files: NEMA WG04 RG3 (CR, 1760 x 1760, 10-bit, MONOCHROME1) uncompressed, JPEG 2000 lossless (decoded in full, and
+at the resolution level that covers a 512 x 512 and the default input: ``read_image(path, target_size=...)``),
+JPEG lossless (SimpleITK fallback) and RLE; one ISBI 2015 cephalogram (1935 x 2400 JPEG). Data from ../shared/data
+(or LANDMARK_AFL_SHARED_DATA). Prints a table and writes JSON. Other scripts call :func:`bench_read`.
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ import platform
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from landmark_afl.io import read_image
 
@@ -28,14 +32,24 @@ FILES = {
     "RG3_RLE": "dicom/wg04_xray/RG3_RLE.dcm",
     "isbi_001": "isbi2015/RawImage/TrainingData/001.*",
 }
+# (row name, file key, target size or None for a full decode); "default" = the landmark recipe's input size
+CASES = (
+    ("RG3_UNC", "RG3_UNC", None),
+    ("RG3_J2KR full", "RG3_J2KR", None),
+    ("RG3_J2KR @512", "RG3_J2KR", (512, 512)),
+    ("RG3_J2KR @default", "RG3_J2KR", "default"),
+    ("RG3_JPLL", "RG3_JPLL", None),
+    ("RG3_RLE", "RG3_RLE", None),
+    ("isbi_001", "isbi_001", None),
+)
 
 
-def _resolve(pattern: str) -> Path | None:
-    matches = sorted(DATA.glob(pattern))
+def _resolve(pattern: str, data: Path) -> Path | None:
+    matches = sorted(data.glob(pattern))
     return matches[0] if matches else None
 
 
-def _median_ms(fn, repeat: int) -> float:
+def _median_ms(fn: Callable[[], Any], repeat: int) -> float:
     times = []
     for _ in range(repeat):
         start = time.perf_counter()
@@ -53,51 +67,105 @@ def _load_protocol():
         return None, f"protocol 'high' not available: {type(err).__name__}: {err}"
 
 
+def default_input_size() -> tuple[int, int]:
+    """The landmark recipe's default network input (H, W); (256, 256) when the recipe cannot be imported."""
+    try:
+        from landmark_afl.recipes.landmarks import LandmarkConfig
+
+        return tuple(int(v) for v in LandmarkConfig().input_size)
+    except Exception:  # noqa: BLE001 - the recipe may be mid-edit; the benchmark still runs
+        return (256, 256)
+
+
+def bench_read(repeat: int = 7, data: Path | str | None = None, cases=CASES) -> dict[str, Any]:
+    """Time ``read_image`` (and + protocol "high", and the whole ``prepare_image``) on the real files.
+
+    Args:
+        repeat: timed runs per row (the median is reported).
+        data: the shared data folder (default ``../shared/data`` or ``LANDMARK_AFL_SHARED_DATA``).
+        cases: ``(row name, key of FILES, target size | None | "default")`` rows.
+
+    Returns:
+        JSON-ready dict: environment fields and ``rows``, each with ``read_ms``, ``read_protocol_high_ms`` (when the
+        protocol loads), ``prepare_ms`` (read -> protocol -> letterbox at the target, or at the default input size
+        for full decodes), ``shape`` (decoded), ``decode_scale``, ``decoder``; or ``skipped`` with the reason.
+    """
+    from landmark_afl.data.letterbox import letterbox
+    from landmark_afl.data.training import prepare_image
+
+    data = Path(data) if data is not None else DATA
+    protocol, protocol_note = _load_protocol()
+    default = default_input_size()
+    rows = []
+    for name, key, target in cases:
+        path = _resolve(FILES[key], data)
+        if path is None:
+            rows.append({"name": name, "path": str(data / FILES[key]), "skipped": "file not found"})
+            continue
+        target = default if target == "default" else target
+        image, meta = read_image(path, target_size=target)  # warm-up (imports, page cache)
+        row: dict[str, Any] = {
+            "name": name,
+            "path": str(path),
+            "target_size": list(target) if target else None,
+            "shape": list(image.shape),
+            "decode_scale": meta["decode_scale"],
+            "decoder": meta["decoder"],
+            "read_ms": round(_median_ms(lambda p=path, t=target: read_image(p, target_size=t), repeat), 1),
+        }
+        if protocol is not None:
+            protocol(image, meta)
+            row["read_protocol_high_ms"] = round(
+                _median_ms(lambda p=path, t=target: protocol(*read_image(p, target_size=t)), repeat), 1
+            )
+            size = target or default
+            if target is None:  # the pipeline as it was: full decode, protocol, letterbox
+                row["prepare_ms"] = round(
+                    _median_ms(lambda p=path, s=size: letterbox(protocol(*read_image(p)), s), repeat), 1
+                )
+            else:
+                row["prepare_ms"] = round(_median_ms(lambda p=path, s=size: prepare_image(p, protocol, s), repeat), 1)
+            row["prepare_size"] = list(size)
+        rows.append(row)
+    return {
+        "repeat": repeat,
+        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+        "python": sys.version.split()[0],
+        "machine": platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "default_input_size": list(default),
+        "protocol_note": protocol_note,
+        "rows": rows,
+    }
+
+
+def print_table(result: dict[str, Any]) -> None:
+    """The rows of :func:`bench_read` as a text table."""
+    head = f"{'file':<18} {'decoded':<10} {'f':>2} {'decoder':<28} {'read ms':>8} {'+high ms':>9} {'prepare ms':>11}"
+    print(head)
+    for row in result["rows"]:
+        if "skipped" in row:
+            print(f"{row['name']:<18} skipped: {row['skipped']} ({row['path']})")
+            continue
+        shape = "x".join(str(v) for v in row["shape"])
+        prepare = row.get("prepare_ms", "n/a")
+        if "prepare_size" in row:
+            prepare = f"{prepare} @{row['prepare_size'][0]}"
+        print(
+            f"{row['name']:<18} {shape:<10} {row['decode_scale']:>2} {row['decoder']:<28} {row['read_ms']:>8} "
+            f"{row.get('read_protocol_high_ms', 'n/a'):>9} {prepare:>11}"
+        )
+    if result["protocol_note"]:
+        print(f"note: {result['protocol_note']}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=7, help="timed reads per file (median reported)")
     parser.add_argument("--out", type=Path, default=Path("bench_io.json"), help="JSON output path")
     args = parser.parse_args(argv)
-
-    protocol, protocol_note = _load_protocol()
-    rows = []
-    for name, pattern in FILES.items():
-        path = _resolve(pattern)
-        if path is None:
-            rows.append({"name": name, "path": str(DATA / pattern), "skipped": "file not found"})
-            continue
-        image, meta = read_image(path)  # warm-up (imports, page cache)
-        row = {
-            "name": name,
-            "path": str(path),
-            "shape": list(image.shape),
-            "decoder": meta["decoder"],
-            "read_ms": round(_median_ms(lambda p=path: read_image(p), args.repeat), 1),
-        }
-        if protocol is not None:
-            protocol(image, meta)
-            row["read_protocol_high_ms"] = round(_median_ms(lambda p=path: protocol(*read_image(p)), args.repeat), 1)
-        rows.append(row)
-
-    print(f"{'file':<10} {'shape':<13} {'decoder':<10} {'read ms':>8} {'read+high ms':>13}")
-    for row in rows:
-        if "skipped" in row:
-            print(f"{row['name']:<10} skipped: {row['skipped']} ({row['path']})")
-            continue
-        shape = "x".join(str(v) for v in row["shape"])
-        with_protocol = row.get("read_protocol_high_ms", "n/a")
-        print(f"{row['name']:<10} {shape:<13} {row['decoder']:<10} {row['read_ms']:>8} {with_protocol:>13}")
-    if protocol_note:
-        print(f"note: {protocol_note}")
-    result = {
-        "repeat": args.repeat,
-        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
-        "python": sys.version.split()[0],
-        "machine": platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "protocol_note": protocol_note,
-        "rows": rows,
-    }
+    result = bench_read(args.repeat)
+    print_table(result)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {args.out}")
     return 0

@@ -6,6 +6,11 @@ Decoders: pydicom with the pylibjpeg openjpeg and rle plugins (and Pillow for 8-
 JPEG-LS and 12-bit JPEG extended: those go to :func:`landmark_afl.io.itk.decode_dicom_with_sitk`, which returns
 the same stored values (lossless files decode bit-identical to their uncompressed originals).
 ``meta["decoder"]`` says which one decoded the file. Only the first frame is decoded.
+
+Given a ``target_size``, a JPEG 2000 / HTJ2K frame is decoded at the coarsest resolution level that still covers it
+(:mod:`landmark_afl.io.j2k`, Pillow's OpenJPEG); the pixel steps after decoding are the same. Anything that level
+decode does not handle exactly (colour, > 16 bits, a sign that pydicom would correct, a non-linear modality LUT, a
+decoder error) is decoded in full instead, and ``meta["decode_note"]`` says why.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from landmark_afl.io import dicom_pixels as px
+from landmark_afl.io import j2k
 from landmark_afl.io.errors import ImageReadError
 from landmark_afl.io.meta import new_meta
 from landmark_afl.io.spacing import dicom_spacing
@@ -123,11 +129,76 @@ def _last_line(err: BaseException) -> str:
     return lines[-1] if lines else type(err).__name__
 
 
-def read_dicom(path: Path) -> tuple[np.ndarray, dict[str, Any]]:
+def _first_frame(ds: Any) -> bytes:
+    """The encapsulated bytes of frame 0 (basic or extended offset table, or none)."""
+    from pydicom.encaps import get_frame
+
+    extended = None
+    if "ExtendedOffsetTable" in ds and "ExtendedOffsetTableLengths" in ds:
+        extended = (ds.ExtendedOffsetTable, ds.ExtendedOffsetTableLengths)
+    return get_frame(ds.PixelData, 0, extended_offsets=extended, number_of_frames=int(ds.get("NumberOfFrames") or 1))
+
+
+def _decode_reduced(
+    ds: Any, ts: Any, photometric: str, target_size: tuple[int, int], meta: dict[str, Any]
+) -> tuple[np.ndarray, list[str], int] | None:
+    """Frame 0 of a JPEG 2000 file at the coarsest level covering ``target_size``, or None (full decode; why in
+    ``meta["decode_note"]``).
+
+    Returns:
+        ``(stored values float32 [ceil(Rows / f), ceil(Columns / f)], steps, f)``, re-centred so that decoded pixel
+        ``i`` covers full pixels ``f * i .. f * i + f - 1``.
+    """
+    rows, cols = int(ds.Rows), int(ds.Columns)
+    try:
+        if photometric not in ("MONOCHROME1", "MONOCHROME2") or int(ds.get("SamplesPerPixel") or 1) != 1:
+            raise j2k.ReducedDecodeUnsupported(f"colour image ({photometric})")
+        if int(ds.get("BitsStored") or ds.BitsAllocated) > 16:
+            raise j2k.ReducedDecodeUnsupported(f"{ds.get('BitsStored')} bits stored (at most 16 are reduced)")
+        if "ModalityLUTSequence" in ds:
+            raise j2k.ReducedDecodeUnsupported("a Modality LUT Sequence (a non-linear LUT of averaged pixels differs)")
+        if "PixelData" not in ds:
+            raise j2k.ReducedDecodeUnsupported("no encapsulated PixelData")
+        try:
+            frame = _first_frame(ds)
+        except (ValueError, TypeError, KeyError) as err:
+            raise j2k.ReducedDecodeUnsupported(f"frame 0 cannot be taken from the pixel data ({err})") from err
+        info = j2k.parse_header(frame)
+        j2k.check_grey(info)
+        if (info.height, info.width) != (rows, cols):
+            raise j2k.ReducedDecodeUnsupported(
+                f"codestream size {info.height}x{info.width} differs from Rows x Columns {rows}x{cols}"
+            )
+        pixel_signed = int(ds.get("PixelRepresentation") or 0) == 1
+        if info.signed != pixel_signed:
+            raise j2k.ReducedDecodeUnsupported(
+                f"the codestream is {'signed' if info.signed else 'unsigned'} but Pixel Representation says "
+                f"{'signed' if pixel_signed else 'unsigned'} (pydicom's sign correction applies)"
+            )
+        level = j2k.level_for(info, target_size)
+        if level == 0:
+            meta["decode_note"] = (
+                f"full resolution: target {target_size[0]}x{target_size[1]} needs more than level 1 "
+                f"({'x'.join(str(n) for n in j2k.reduced_shape((rows, cols), 1))}) gives"
+            )
+            return None
+        arr, level, steps = j2k.decode_reduced(frame, info, level, label=f"{ts.name}, first frame")
+    except j2k.ReducedDecodeUnsupported as err:
+        meta["decode_note"] = f"full decode, reduced JPEG 2000 decode not used: {err}"
+        return None
+    f = 1 << level
+    meta["decoder"] = f"Pillow-OpenJPEG (level {level}, 1/{f})"
+    meta["decode_note"] = f"JPEG 2000 resolution level {level} of {info.levels} for target {tuple(target_size)}"
+    return arr, steps, f
+
+
+def read_dicom(path: Path, target_size: tuple[int, int] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
     """Read the first frame of a DICOM file as float32 [H, W], bone bright; see :mod:`dicom_pixels` for the steps.
 
     Args:
         path: the file (any name, with or without extension).
+        target_size: (H, W) the image will be letterboxed to, or None for a full decode. Only JPEG 2000 / HTJ2K
+            use it: they decode at 1 / ``meta["decode_scale"]`` of the full size (see the module docstring).
 
     Returns:
         ``(image, meta)`` with the keys of :data:`landmark_afl.io.meta.META_KEYS`.
@@ -158,7 +229,16 @@ def read_dicom(path: Path) -> tuple[np.ndarray, dict[str, Any]]:
     meta["transfer_syntax"] = str(ts)
     _header_meta(ds, meta)
     photometric = (meta["photometric"] or "MONOCHROME2").strip().upper()
-    arr, steps = _decode(ds, ts, path, meta)
+    reduced = None
+    if target_size is not None and str(ts) in j2k.J2K_TRANSFER_SYNTAXES:
+        reduced = _decode_reduced(ds, ts, photometric, target_size, meta)
+    if reduced is None:
+        arr, steps = _decode(ds, ts, path, meta)
+        if meta["decode_note"] is not None:
+            steps.insert(0, meta["decode_note"])
+        scale = 1
+    else:
+        arr, steps, scale = reduced
     if photometric in _COLOUR or (arr.ndim == 3 and arr.shape[-1] == 3):
         grey, value_range = px.colour_to_grey(arr, ds, photometric, steps)
         inverted = False
@@ -172,5 +252,10 @@ def read_dicom(path: Path) -> tuple[np.ndarray, dict[str, Any]]:
             grey = px.invert(grey, value_range, why, steps)
     meta["voi_window"], meta["voi_source"] = px.voi_window(ds, value_range, inverted)
     meta["original_shape"] = (int(ds.Rows), int(ds.Columns))
+    meta["decode_scale"] = scale
+    if scale != 1 and meta["spacing_mm"] is not None:
+        meta["spacing_mm"] = tuple(float(v) * scale for v in meta["spacing_mm"])
+        note = f"x {scale}: spacing of the decoded (1/{scale} size) pixels"
+        meta["spacing_note"] = f"{meta['spacing_note']}; {note}" if meta["spacing_note"] else note
     meta["steps"] = steps
     return np.ascontiguousarray(grey, dtype=np.float32), meta

@@ -23,6 +23,8 @@ META_KEYS = (
     "n_frames",
     "frame_used",
     "decoder",
+    "decode_scale",
+    "decode_note",
     "transfer_syntax",
     "steps",
 )
@@ -31,9 +33,16 @@ META_KEYS = (
 def new_meta(path: str | Path, fmt: str) -> dict[str, Any]:
     """Meta with every key of :data:`META_KEYS` present: ``path`` and ``format`` set, the rest None.
 
-    ``spacing_source`` starts as ``"none"``, ``n_frames`` as 1, ``frame_used`` as 0 and ``steps`` as an empty list.
+    ``spacing_source`` starts as ``"none"``, ``n_frames`` as 1, ``frame_used`` as 0, ``decode_scale`` as 1 and
+    ``steps`` as an empty list.
+
+    ``decode_scale`` f: the image was decoded at 1/f of the file's size (JPEG 2000 with a target size); decoded
+    pixel ``i`` covers original pixels ``f * i .. f * i + f - 1``, so original pixel-centre coordinates map as
+    ``x_decoded = (x + 0.5) / f - 0.5``; ``spacing_mm`` is then the spacing of the decoded pixels (f x the file's)
+    while ``original_shape`` stays the file's (rows, cols). ``decode_note``: why the file was or was not decoded
+    reduced (None when no target size was asked for, or the format has no reduced decode).
     Patient name, ID and birth date are never stored.
     """
     meta: dict[str, Any] = dict.fromkeys(META_KEYS)
-    meta.update(path=str(path), format=fmt, spacing_source="none", n_frames=1, frame_used=0, steps=[])
+    meta.update(path=str(path), format=fmt, spacing_source="none", n_frames=1, frame_used=0, decode_scale=1, steps=[])
     return meta

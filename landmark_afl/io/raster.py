@@ -1,7 +1,10 @@
-"""Plain rasters (PNG, JPEG, BMP, TIFF) through Pillow: 8-bit and 16-bit grey kept at full depth, colour -> grey.
+"""Plain rasters (PNG, JPEG, BMP, TIFF, JPEG 2000) through Pillow: grey kept at full depth, colour -> grey.
 
 EXIF orientation is ignored on purpose: landmark coordinates refer to the stored pixel grid. Multi-page TIFF:
 the first page. Spacing is None (a raster carries no trustworthy physical spacing; a data set gives it).
+Grey JPEG 2000 (``.jp2``, ``.j2k``, ``.j2c``, ``.jpc``) gives the codestream's sample values (Pillow's scaling to
+16 bits undone, signed samples kept signed) and, given a target size, is decoded at the coarsest resolution level
+that covers it (:mod:`landmark_afl.io.j2k`).
 """
 
 from __future__ import annotations
@@ -21,16 +24,61 @@ RASTER_FORMATS = {
     ".bmp": "bmp",
     ".tif": "tiff",
     ".tiff": "tiff",
+    ".jp2": "jpeg2000",
+    ".j2k": "jpeg2000",
+    ".j2c": "jpeg2000",
+    ".jpc": "jpeg2000",
 }
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
 
-def read_raster(path: Path, fmt: str) -> tuple[np.ndarray, dict[str, Any]]:
-    """Read a PNG / JPEG / BMP / TIFF file as float32 [H, W] in its stored units (0-255, 0-65535, ...).
+def _read_jpeg2000_grey(
+    path: Path, target_size: tuple[int, int] | None, meta: dict[str, Any]
+) -> tuple[np.ndarray, list[str]] | None:
+    """A grey JPEG 2000 file through :mod:`landmark_afl.io.j2k`, or None for the generic Pillow path (colour, ...)."""
+    from landmark_afl.io import j2k
+
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise ImageReadError(path, f"cannot be read ({err})", "check the file permissions") from err
+    try:
+        info = j2k.parse_header(data)
+        j2k.check_grey(info)
+    except j2k.ReducedDecodeUnsupported as err:
+        if target_size is not None:
+            meta["decode_note"] = f"full decode, reduced JPEG 2000 decode not used: {err}"
+        return None
+    meta.update(photometric="MONOCHROME2", bits_stored=info.precision, original_shape=(info.height, info.width))
+    level = j2k.level_for(info, target_size) if target_size is not None else 0
+    if level:
+        try:
+            arr, level, steps = j2k.decode_reduced(data, info, level)
+            meta["decode_scale"] = 1 << level
+            meta["decoder"] = f"Pillow-OpenJPEG (level {level}, 1/{1 << level})"
+            meta["decode_note"] = f"JPEG 2000 resolution level {level} of {info.levels} for target {tuple(target_size)}"
+            return arr, steps
+        except j2k.ReducedDecodeUnsupported as err:
+            meta["decode_note"] = f"full decode, reduced JPEG 2000 decode not used: {err}"
+    elif target_size is not None:
+        meta["decode_note"] = f"full resolution: target {target_size[0]}x{target_size[1]} needs it"
+    try:
+        arr = j2k.decode_level(data, info, 0)
+    except j2k.ReducedDecodeUnsupported as err:
+        raise ImageReadError(path, f"the JPEG 2000 data cannot be decoded ({err})", "check the file") from err
+    meta["decoder"] = "Pillow-OpenJPEG"
+    steps = [f"decode (Pillow/OpenJPEG, {info.precision}-bit {'signed' if info.signed else 'unsigned'} samples)"]
+    return arr, ([meta["decode_note"], *steps] if meta["decode_note"] else steps)
+
+
+def read_raster(path: Path, fmt: str, target_size: tuple[int, int] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+    """Read a PNG / JPEG / BMP / TIFF / JPEG 2000 file as float32 [H, W] in its stored units (0-255, 0-65535, ...).
 
     Args:
         path: the file.
         fmt: the format name for ``meta["format"]``.
+        target_size: (H, W) the image will be letterboxed to; only grey JPEG 2000 uses it (a reduced decode,
+            ``meta["decode_scale"]``), the other formats ignore it.
 
     Returns:
         ``(image, meta)``; ``spacing_mm`` None.
@@ -38,7 +86,16 @@ def read_raster(path: Path, fmt: str) -> tuple[np.ndarray, dict[str, Any]]:
     from PIL import Image, UnidentifiedImageError
 
     meta = new_meta(path, fmt)
-    steps: list[str] = []
+    if fmt == "jpeg2000":
+        grey_steps = _read_jpeg2000_grey(path, target_size, meta)
+        if grey_steps is not None:
+            grey, steps = grey_steps
+            meta.update(
+                steps=steps,
+                spacing_note="plain raster: no physical spacing in the file (give spacing_mm in dataset.yaml)",
+            )
+            return np.ascontiguousarray(grey, dtype=np.float32), meta
+    steps: list[str] = [meta["decode_note"]] if meta["decode_note"] else []
     try:
         with Image.open(path) as im:
             meta["n_frames"] = int(getattr(im, "n_frames", 1))

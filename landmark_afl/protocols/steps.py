@@ -145,14 +145,19 @@ def clahe(x: np.ndarray, meta: Mapping[str, Any], *, clip_limit: float, tile_gri
     return clahe_float(x, clip_limit=clip_limit, tile_grid=tile_grid, bins=bins)
 
 
-def _blur(x: np.ndarray, sigma: float) -> np.ndarray:
-    # OpenCV's separable Gaussian, kernel radius 4 sigma for float32, border reflect-101 (scipy mode "mirror").
+def _blur(x: np.ndarray, sigma: float, meta: Mapping[str, Any]) -> np.ndarray:
+    # Sizes are in pixels of the stored image: a JPEG 2000 file decoded at a reduced resolution level (meta
+    # "decode_scale" f > 1, each pixel covering f x f stored pixels) is blurred by sigma / f of its own pixels, so the
+    # protocol does the same to it as to the full decode. OpenCV's separable Gaussian, kernel radius 4 sigma for
+    # float32, border reflect-101 (scipy mode "mirror").
+    sigma = sigma / float((meta or {}).get("decode_scale") or 1)
     return cv2.GaussianBlur(x, (0, 0), sigmaX=sigma, sigmaY=sigma, borderType=cv2.BORDER_REFLECT_101)
 
 
 def unsharp_mask(x: np.ndarray, meta: Mapping[str, Any], *, sigma: float, amount: float) -> np.ndarray:
-    """``x + amount * (x - gaussian(x, sigma))``: edge enhancement at the scale ``sigma`` (pixels); may overshoot."""
-    detail = _blur(x, sigma)
+    """``x + amount * (x - gaussian(x, sigma))``: edge enhancement at the scale ``sigma`` (pixels of the stored
+    image, also when it was decoded at a reduced resolution); may overshoot."""
+    detail = _blur(x, sigma, meta)
     np.subtract(x, detail, out=detail)
     detail *= np.float32(amount)
     x += detail
@@ -160,8 +165,9 @@ def unsharp_mask(x: np.ndarray, meta: Mapping[str, Any], *, sigma: float, amount
 
 
 def gaussian_blur(x: np.ndarray, meta: Mapping[str, Any], *, sigma: float) -> np.ndarray:
-    """Gaussian smoothing with standard deviation ``sigma`` (pixels): suppresses quantum noise and fine detail."""
-    return _blur(x, sigma)
+    """Gaussian smoothing with standard deviation ``sigma`` (pixels of the stored image): suppresses quantum noise and
+    fine detail."""
+    return _blur(x, sigma, meta)
 
 
 def invert(x: np.ndarray, meta: Mapping[str, Any]) -> np.ndarray:

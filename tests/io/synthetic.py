@@ -42,3 +42,34 @@ def write_dicom(
     else:
         ds.save_as(path, implicit_vr=False, little_endian=True)
     return path
+
+
+def write_j2k_dicom(
+    path: Path,
+    pixels: np.ndarray,
+    *,
+    bits_stored: int = 12,
+    lossy: bool = False,
+    codestream: bytes | None = None,
+    **tags: object,
+) -> Path:
+    """Write ``pixels`` as a JPEG 2000 DICOM (lossless .90, or lossy .91 at 10:1) encoded by pylibjpeg-openjpeg.
+
+    The header is :func:`write_dicom`'s (``tags`` included, e.g. ``PixelRepresentation=1`` for int16 pixels);
+    ``codestream`` replaces the encoded frame (to pair a header with a mismatching codestream).
+    """
+    import pydicom
+    from openjpeg.utils import encode_array
+    from pydicom.encaps import encapsulate
+    from pydicom.uid import JPEG2000, JPEG2000Lossless
+
+    write_dicom(path, pixels, bits_stored=bits_stored, **tags)
+    ds = pydicom.dcmread(path)
+    if codestream is None:
+        ratios = [10.0] if lossy else None
+        codestream = encode_array(np.ascontiguousarray(pixels), bits_stored=bits_stored, compression_ratios=ratios)
+    ds.file_meta.TransferSyntaxUID = JPEG2000 if lossy else JPEG2000Lossless
+    ds.PixelData = encapsulate([codestream])
+    ds["PixelData"].VR = "OB"
+    ds.save_as(path, enforce_file_format=True)
+    return path
