@@ -70,8 +70,12 @@ def write_overlay(
 
     pixels, meta = read_image(path)
     pic = draw_overlay(protocol(pixels, meta), xy, peaks, present, names)
+    from landmark_afl.engine.atomic import write_atomic
+
     out_png = Path(out_png)
     out_png.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(out_png), pic):
-        raise OSError(f"could not write {out_png}; check that the folder is writable")
+    ok, png = cv2.imencode(".png", pic)
+    if not ok:
+        raise OSError(f"could not encode the overlay of {path} as PNG")
+    write_atomic(out_png, png.tobytes())  # any file name the OS allows (cv2.imwrite needs an encodable one)
     return out_png

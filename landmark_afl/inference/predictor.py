@@ -21,7 +21,14 @@ import numpy as np
 from landmark_afl.data.letterbox import to_image_coords
 from landmark_afl.inference.distributed import DistContext
 from landmark_afl.inference.phi import header_columns, scrub
-from landmark_afl.inference.writer import ERRORS_CSV, OutputWriter, done_paths, finalize, read_csv_rows
+from landmark_afl.inference.writer import (
+    ERRORS_CSV,
+    OutputWriter,
+    done_paths,
+    finalize,
+    output_path,
+    read_csv_rows,
+)
 
 SETTINGS_FILE = "predict.json"
 # what an OUT folder written before these settings were recorded was made with (fp32, the torch engine); a key
@@ -111,7 +118,7 @@ def format_result(
     header = scrub(dict(record["header"]), keep_phi)
     spacing = [_num(row_mm, 6), _num(col_mm, 6)] if math.isfinite(row_mm) and math.isfinite(col_mm) else None
     json_record = {
-        "path": record["path"],
+        "path": output_path(record["path"]),
         "rows": record["shape"][0],
         "cols": record["shape"][1],
         "spacing_mm": spacing,
@@ -123,7 +130,7 @@ def format_result(
     }
     blank = "" if spacing is None else None
     values = [
-        record["path"], record["shape"][0], record["shape"][1],
+        json_record["path"], record["shape"][0], record["shape"][1],
         blank if blank is not None else spacing[0], blank if blank is not None else spacing[1],
         record["spacing_source"], threshold, int(present.sum()),
         *[header.get(c, "") for c in header_columns(keep_phi)],
@@ -215,7 +222,7 @@ def run_predict(
         finalize(out_dir, header)  # rows left in part files by a killed torchrun job
     ctx.barrier()
     done = done_paths(out_dir)
-    todo = [p for p in paths if str(p) not in done]
+    todo = [p for p in paths if output_path(p) not in done]
     mine = ctx.shard(todo)
     summary = PredictSummary(inputs=len(paths), skipped=len(paths) - len(todo))
     spacing_label = "--spacing"
@@ -231,7 +238,7 @@ def run_predict(
             j = 0
             for record in batch["records"]:
                 if not record["ok"]:
-                    writer.write_error(record["path"], record["error_type"], record["error_message"])
+                    writer.write_error(output_path(record["path"]), record["error_type"], record["error_message"])
                     summary.failed += 1
                     summary.failed_paths.append(record["path"])
                     continue
@@ -252,7 +259,7 @@ def run_predict(
     ctx.barrier()
     if ctx.is_main:
         finalize(out_dir, header)
-        wanted = {str(p) for p in paths}
+        wanted = {output_path(p) for p in paths}
         summary.failed_total = sum(r[0] in wanted for r in read_csv_rows(out_dir / ERRORS_CSV)[1])
         summary.results_total = len(read_csv_rows(out_dir / "results.csv")[1])
     summary.processed, summary.failed = (int(v) for v in ctx.reduce([summary.processed, summary.failed]))

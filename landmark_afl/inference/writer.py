@@ -9,6 +9,13 @@
 * Resume: :func:`done_paths` reads the paths already in results.csv and errors.csv; ``predict`` skips them.
 * Order: rows are appended in path order; :func:`finalize` merges the part files of torchrun ranks and re-sorts by
   path whenever the files are not already sorted, so the final order never depends on workers or ranks.
+* Paths: any name the file system allows is written losslessly as one line of UTF-8 text (:func:`output_path`):
+  every byte that is not part of valid UTF-8 (an old system's Latin-1 name), every control character (newline,
+  tab, ...) and ``%`` itself are percent-encoded (``caf\xe9.dcm`` -> ``caf%E9.dcm``, ``a%b`` -> ``a%25b``);
+  :func:`input_path` turns the text back into the path.
+* Damage: on the next start, rows that are not whole rows of their file (wrong number of columns, NUL bytes left by
+  a crash, an empty path) and jsonl lines that are not JSON are dropped, and an image keeps its results.csv row only
+  while its results.jsonl line is intact, so a damaged image is predicted again instead of blocking the resume.
 """
 
 from __future__ import annotations
@@ -27,9 +34,44 @@ ERROR_COLUMNS = ["path", "error_type", "message"]
 PARTS_DIR = "parts"
 
 
+_KEEP_UNQUOTED = frozenset(range(0x20, 0x7F)) - {ord("%")}
+
+
+def output_path(path: str | os.PathLike) -> str:
+    """The text a path is written as in the outputs: valid UTF-8 on one line, losslessly (see the module doc).
+
+    Example:
+        >>> output_path(os.fsdecode(b"/in/caf\xe9 50%.dcm"))
+        '/in/caf%E9 50%25.dcm'
+        >>> input_path(output_path("/in/ünïcode\nname.png")) == "/in/ünïcode\nname.png"
+        True
+    """
+    raw = os.fsencode(path)
+    if all(b in _KEEP_UNQUOTED for b in raw):
+        return raw.decode("ascii")  # the usual case
+    text = raw.decode("utf-8", "surrogateescape")
+    out = []
+    for ch in text:
+        code = ord(ch)
+        if 0xDC80 <= code <= 0xDCFF:  # a byte that is not valid UTF-8
+            out.append(f"%{code - 0xDC00:02X}")
+        elif code < 0x20 or code == 0x7F or ch == "%":
+            out.append(f"%{code:02X}")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def input_path(text: str) -> str:
+    """The file system path of an output's path text (the inverse of :func:`output_path`)."""
+    from urllib.parse import unquote_to_bytes
+
+    return os.fsdecode(unquote_to_bytes(text)) if "%" in text else text
+
+
 def path_key(path: str) -> tuple[str, ...]:
-    """Sort key of output rows: the path's components (the order of ``sorted(list_of_Paths)``)."""
-    return Path(path).parts
+    """Sort key of output rows (path text): the path's components (the order of ``sorted(list_of_Paths)``)."""
+    return Path(input_path(path)).parts
 
 
 def csv_line(values: list) -> str:
@@ -67,34 +109,74 @@ def repair_tail(path: Path) -> bool:
 
 
 def read_csv_rows(path: Path) -> tuple[list[str] | None, list[list[str]]]:
-    """(header, rows) of a CSV file; (None, []) when it is missing or empty."""
+    """(header, rows) of a CSV file; (None, []) when it is missing or empty. Only whole rows are returned: rows with
+    the header's number of columns and a path without NUL bytes (damage is dropped, see the module doc)."""
+    header, rows, _ = _read_csv(path)
+    return header, rows
+
+
+def _read_csv(path: Path) -> tuple[list[str] | None, list[list[str]], int]:
+    """(header, whole rows, number of damaged rows dropped)."""
     if not path.is_file() or path.stat().st_size == 0:
-        return None, []
-    with path.open(newline="", encoding="utf-8") as f:
+        return None, [], 0
+    with path.open(newline="", encoding="utf-8", errors="replace") as f:
         reader = csv.reader(f)
         header = next(reader, None)
-        return header, [row for row in reader if row]
+        rows, bad = [], 0
+        for row in reader:
+            if not row:
+                continue
+            if header is None or len(row) != len(header) or not row[0] or "\0" in row[0]:
+                bad += 1
+                continue
+            rows.append(row)
+        return header, rows, bad
 
 
 def read_jsonl(path: Path) -> list[dict]:
+    """The intact records of a jsonl file (lines that are not a JSON object with a ``path`` are dropped)."""
+    return _read_jsonl(path)[0]
+
+
+def _read_jsonl(path: Path) -> tuple[list[dict], int]:
     if not path.is_file():
-        return []
-    with path.open(encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
+        return [], 0
+    records, bad = [], 0
+    with path.open(encoding="utf-8", errors="replace") as f:
+        for line in f:
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except ValueError:
+                bad += 1
+                continue
+            if isinstance(record, dict) and isinstance(record.get("path"), str):
+                records.append(record)
+            else:
+                bad += 1
+    return records, bad
 
 
 def repair_dir(folder: Path) -> None:
-    """Make a results folder consistent after a kill: cut truncated lines, drop jsonl lines without a csv row."""
+    """Make a results folder consistent after a kill or damage: cut truncated lines, drop damaged rows and lines,
+    and keep an image's results.csv row and results.jsonl line only while both are intact."""
     for name in (RESULTS_CSV, RESULTS_JSONL, ERRORS_CSV):
         repair_tail(folder / name)
-    jsonl = folder / RESULTS_JSONL
-    if not jsonl.is_file():
-        return
-    done = {row[0] for row in read_csv_rows(folder / RESULTS_CSV)[1]}
-    records = read_jsonl(jsonl)
-    kept = [r for r in records if r["path"] in done]
-    if len(kept) != len(records):
-        _write_atomic(jsonl, "".join(json.dumps(r) + "\n" for r in kept))
+    results_header, results, bad_results = _read_csv(folder / RESULTS_CSV)
+    errors_header, errors, bad_errors = _read_csv(folder / ERRORS_CSV)
+    records, bad_records = _read_jsonl(folder / RESULTS_JSONL)
+    in_jsonl = {r["path"] for r in records}
+    kept_results = [row for row in results if row[0] in in_jsonl]
+    in_csv = {row[0] for row in kept_results}
+    kept_records = [r for r in records if r["path"] in in_csv]
+    # jsonl first, csv last: results.csv stays the commit log while the files are being replaced
+    if bad_records or len(kept_records) != len(records):
+        _write_atomic(folder / RESULTS_JSONL, "".join(json.dumps(r) + "\n" for r in kept_records))
+    if bad_results or len(kept_results) != len(results):
+        _write_atomic(folder / RESULTS_CSV, "".join(csv_line(r) for r in [results_header, *kept_results]))
+    if bad_errors:
+        _write_atomic(folder / ERRORS_CSV, "".join(csv_line(r) for r in [errors_header, *errors]))
 
 
 def done_paths(folder: Path) -> set[str]:
@@ -213,7 +295,9 @@ class OutputWriter:
 
     @staticmethod
     def _write(fd: int, text: str) -> None:
-        data = text.encode("utf-8")
+        # paths arrive as output_path() text; a stray undecodable byte elsewhere (a message quoting a file name,
+        # a DICOM header field) is written as \xNN rather than failing the row
+        data = text.encode("utf-8", "backslashreplace")
         written = os.write(fd, data)
         while written < len(data):  # a short write on a regular file is rare; finish the row
             written += os.write(fd, data[written:])
@@ -224,6 +308,7 @@ class OutputWriter:
         self._write(self._fds[RESULTS_CSV], csv_line(csv_values))
 
     def write_error(self, path: str, error_type: str, message: str) -> None:
+        """One image's error row (``path``: the output_path text)."""
         self._write(self._fds[ERRORS_CSV], csv_line([path, error_type, " ".join(message.split())]))
 
     def sync(self) -> None:
