@@ -75,6 +75,25 @@ def prepare_image(
     return PreparedImage(image, scale, spacing, source, shape)
 
 
+def _check_inside(dataset, key: str, shape: tuple[int, int]) -> None:
+    from landmark_afl.data.dataset import DatasetError
+
+    xy = np.asarray(dataset.coords(key), np.float64)
+    height, width = shape[:2]
+    with np.errstate(invalid="ignore"):
+        outside = np.isfinite(xy).all(-1) & (
+            (xy[:, 0] < -0.5) | (xy[:, 0] > width - 0.5) | (xy[:, 1] < -0.5) | (xy[:, 1] > height - 0.5)
+        )
+    if outside.any():
+        k = int(np.flatnonzero(outside)[0])
+        raise DatasetError(
+            f"{dataset.root}: landmark {dataset.landmarks[k]!r} of image {key!r} at (x={xy[k, 0]:g}, y={xy[k, 1]:g}) "
+            f"lies outside the {width} x {height} image (W x H), with {int(outside.sum())} such landmark(s) in it; "
+            f"fix landmarks.csv (pixels, x = column, y = row; leave a landmark that is not visible empty) - "
+            f"`landmark-afl data check {dataset.root}` lists every such row"
+        )
+
+
 class LandmarkTrainingSet(Dataset):
     """Items of a landmark data set as tensors for the FPN.
 
@@ -116,11 +135,18 @@ class LandmarkTrainingSet(Dataset):
         self.epoch = int(epoch)
 
     def prepared(self, index: int) -> PreparedImage:
+        """The deterministic part of item ``index`` (cached); its landmarks are checked against the image's size.
+
+        Raises:
+            DatasetError: a landmark lies outside its image (the message names it; ``landmark-afl data check``
+                lists every such row).
+        """
         if index not in self._cache:
             key = self.images[index]
-            self._cache[index] = prepare_image(
-                self.dataset.image_path(key), self.protocol, self.codec.input_size, self.dataset.spacing_mm
-            )
+            prep = prepare_image(self.dataset.image_path(key), self.protocol, self.codec.input_size,
+                                 self.dataset.spacing_mm)  # fmt: skip
+            _check_inside(self.dataset, key, prep.shape)
+            self._cache[index] = prep
         return self._cache[index]
 
     def __getitem__(self, index: int) -> dict:

@@ -29,6 +29,25 @@ def save_checkpoint(path: Path, state: dict) -> None:
             os.unlink(tmp)
 
 
+def remove_stale_temporaries(run_dir: Path) -> list[Path]:
+    """Delete what a killed save left in a run folder: ``checkpoints/<name>.pt.*.tmp`` (up to the checkpoint's size)
+    and ``.<name>.tmp`` files of atomic writes. Call it only once a resume of the run has been accepted.
+
+    Returns:
+        The removed files.
+    """
+    run_dir = Path(run_dir)
+    stale = [*(run_dir / "checkpoints").glob("*.pt.*.tmp"), *run_dir.glob(".*.tmp")]
+    removed = []
+    for path in stale:
+        try:
+            path.unlink()
+            removed.append(path)
+        except FileNotFoundError:
+            pass
+    return removed
+
+
 def load_checkpoint(path: Path, map_location="cpu") -> dict:
     """Load a checkpoint saved by ``save_checkpoint`` (plain tensors and Python values only)."""
     path = Path(path)

@@ -14,7 +14,7 @@ from pathlib import Path
 import yaml
 
 from landmark_afl.engine.atomic import write_atomic
-from landmark_afl.engine.checkpoint import CheckpointError, load_checkpoint
+from landmark_afl.engine.checkpoint import CheckpointError, load_checkpoint, remove_stale_temporaries
 from landmark_afl.engine.config import config_to_dict, load_config_file, update_config
 from landmark_afl.engine.device import resolve_device
 from landmark_afl.engine.optim import precision_label
@@ -103,6 +103,9 @@ def train_recipe(recipe: Recipe, cfg, run_dir: Path, resume: bool = False, conso
         if recipe.check_resume is not None:
             recipe.check_resume(state, training, last)
         trainer.resume(last, console, state)  # the checkpoint is read once
+        if dist.is_main:
+            for path in remove_stale_temporaries(run_dir):
+                console.log(f"removed {path}, left by a save that was interrupted")
         console.log(f"resuming {run_dir} after epoch {trainer.epoch} (step {trainer.step}) to epoch {cfg.optim.epochs}")
     if dist.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)

@@ -189,3 +189,47 @@ def test_records_are_appended_and_a_torn_tail_is_dropped(tmp_path):
     rows = _read_csv_rows(path, max_epoch=5)
     assert [(r["epoch"], r["image"]) for r in rows] == [("1", "a"), ("1", "b"), ("2", "a")]
     assert [r["image"] for r in _read_csv_rows(path, max_epoch=1)] == ["a", "b"]
+
+
+def test_a_landmark_outside_its_image_stops_training_with_the_row_named(tmp_path, capsys):
+    from landmark_afl.data.phantom import generate_phantom
+
+    data = generate_phantom(tmp_path / "ph", n=6, seed=3, size=96)
+    csv_path = data / "landmarks.csv"
+    lines = csv_path.read_text().splitlines()
+    image, name, _, y = lines[1].split(",")
+    lines[1] = f"{image},{name},9999.5,{y}"
+    csv_path.write_text("\n".join(lines) + "\n")
+    capsys.readouterr()
+    assert _train(data, tmp_path / "run", "--epochs", "1") == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"landmark {name!r} of image {image!r} at (x=9999.5" in err and "data check" in err
+    assert "Traceback" not in err
+
+
+def test_a_kill_while_best_pt_is_saved_loses_no_epoch_and_leaves_no_temporary(tiny_phantom, tmp_path, monkeypatch):
+    import landmark_afl.engine.trainer as trainer_module
+
+    run = tmp_path / "run"
+    real_save = trainer_module.save_checkpoint
+
+    def killed_in_second_best_save(path, state):
+        if path.name == "best.pt" and state["epoch"] == 2:
+            (path.parent / "best.pt.k1ll3d.tmp").write_bytes(b"\0" * 4096)  # what SIGKILL leaves mid torch.save
+            raise KeyboardInterrupt
+        real_save(path, state)
+
+    monkeypatch.setattr(trainer_module, "save_checkpoint", killed_in_second_best_save)
+    code = _train(tiny_phantom, run, "--epochs", "2")
+    monkeypatch.setattr(trainer_module, "save_checkpoint", real_save)
+    if code == 0:
+        pytest.skip("epoch 2 did not improve on epoch 1 here, so best.pt was not saved at epoch 2")
+    assert code == 130
+    assert main(["train", "--resume", str(run)]) == 0
+    assert not list((run / "checkpoints").glob("*.tmp"))
+    with (run / "metrics.csv").open() as f:
+        assert [int(r["epoch"]) for r in csv.DictReader(f)] == [1, 2]  # epoch 2 redone once, not lost or doubled
+    with (run / "difficulty.csv").open() as f:
+        assert sorted({int(r["epoch"]) for r in csv.DictReader(f)}) == [1, 2]
+    last, best = load_checkpoint(run / "checkpoints/last.pt"), load_checkpoint(run / "checkpoints/best.pt")
+    assert last["epoch"] == 2 and last["best_metrics"]["epoch"] == best["epoch"]
