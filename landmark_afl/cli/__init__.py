@@ -2,12 +2,14 @@
 
 Each module in ``COMMAND_MODULES`` exposes ``add_parser(subparsers)`` (registers its sub-command(s) and sets
 ``func`` on the parser defaults) and keeps its heavy imports inside the functions, so ``landmark-afl --help`` is fast.
-Exit codes: 0 success, 2 usage error, 3 partial failure (some inputs failed), 1 any other error.
+Exit codes: 0 success, 2 usage error (a wrong value, path, permission or a full disk: one paragraph, no traceback),
+3 partial failure (some inputs failed), 1 an internal error (the traceback, and how to report it), 130 interrupted.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import sys
 
@@ -54,6 +56,50 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except OSError as err:  # the file system refused: permissions, a full disk, a file where a folder must be
+        print(f"landmark-afl {args.command}: error: {describe_os_error(err)}", file=sys.stderr)
+        return 2
+    except Exception:  # noqa: BLE001 - anything else is a bug: show it, and say what to do with it
+        import traceback
+
+        traceback.print_exc()
+        print(
+            f"landmark-afl {args.command}: internal error (the traceback above). This is a bug in landmark-afl "
+            f"{_version()}: please report it with the command line you ran, the traceback and `pip list` output.",
+            file=sys.stderr,
+        )
+        return 1
+
+
+_OS_FIXES = {
+    errno.EACCES: "check the permissions, or choose a folder you can write to",
+    errno.EPERM: "check the permissions, or choose a folder you can write to",
+    errno.EROFS: "the file system is read-only: write the outputs to another folder",
+    errno.ENOSPC: "the disk is full: free some space or write elsewhere, then run the same command again (finished "
+    "work is kept and the job resumes)",
+    errno.EDQUOT: "the disk quota is used up: free some space or write elsewhere, then run the same command again",
+    errno.EEXIST: "a file is in the way where a folder is needed: remove it or choose another path",
+    errno.ENOTDIR: "a file is in the way where a folder is needed: remove it or choose another path",
+    errno.EISDIR: "that is a folder; give a file",
+    errno.ENOENT: "check the path",
+}
+
+
+def describe_os_error(err: OSError) -> str:
+    """One paragraph for a file-system error: the file, what the system said, and the fix."""
+    where = " -> ".join(str(f) for f in (err.filename, err.filename2) if f is not None) or "a file operation"
+    reason = err.strerror or str(err)
+    fix = _OS_FIXES.get(err.errno, "check the path and the permissions")
+    return f"{where}: {reason}; {fix}"
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("landmark-afl")
+    except PackageNotFoundError:
+        return "(not installed)"
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ import argparse
 from pathlib import Path
 
 from landmark_afl.cli import UsageError
+from landmark_afl.cli.evaluate import peak_threshold
 
 
 def add_parser(sub) -> None:
@@ -27,7 +28,7 @@ def add_parser(sub) -> None:
     p.add_argument("--epochs", type=int, required=True, help="epochs per run")
     p.add_argument("--split", help="split to evaluate on (default: the task's first: test for landmarks and digits)")
     p.add_argument("--which", choices=("best", "last"), default="best", help="checkpoint to evaluate (default: best)")
-    p.add_argument("--threshold", type=float, help="landmarks: detection threshold (default: each run's own)")
+    p.add_argument("--threshold", type=peak_threshold, help="landmarks: detection threshold (default: each run's own)")
     p.add_argument(
         "--arm", action="append", metavar="'LABEL: key=value ...'",
         help="an arm to train beside the reference (the task's first arm: baseline / ce), e.g. --arm 'AFL centred: "

@@ -8,6 +8,21 @@ from pathlib import Path
 from landmark_afl.cli import UsageError
 
 
+def peak_threshold(text: str) -> float:
+    """argparse type of ``--threshold``: a finite peak response > 0 (an all-zero map must stay undetected)."""
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(
+            f"must be a finite peak response > 0 (the training target's peak is 1; e.g. 0.5), got {text}"
+        )
+    return value
+
+
 def _add_eval_options(p: argparse.ArgumentParser, protocols_default: str | None) -> None:
     p.add_argument("--data", help="data set folder (default: the data set the run was trained on)")
     p.add_argument("--split", default="test", help="split of the data set to evaluate on (default: test)")
@@ -18,7 +33,7 @@ def _add_eval_options(p: argparse.ArgumentParser, protocols_default: str | None)
     )
     p.add_argument(
         "--threshold",
-        type=float,
+        type=peak_threshold,
         help="detection threshold on the peak heatmap response; the training target's peak is 1 "
         "(default: the run's detect_threshold, 0.5 unless set at training)",
     )

@@ -81,8 +81,12 @@ def _check_args(args: argparse.Namespace) -> None:
         raise UsageError(f"--workers must be >= 0, got {args.workers}")
     if args.threshold is not None and not (math.isfinite(args.threshold) and args.threshold >= 0):
         raise UsageError(f"--threshold must be a finite peak response >= 0 (confident ~1), got {args.threshold}")
-    if args.spacing is not None and (len(args.spacing) not in (1, 2) or min(args.spacing) <= 0):
-        raise UsageError(f"--spacing takes one or two positive values in mm (row col), got {args.spacing}")
+    if args.spacing is not None and (
+        len(args.spacing) not in (1, 2) or not all(math.isfinite(v) and 1e-3 <= v <= 10 for v in args.spacing)
+    ):
+        raise UsageError(
+            f"--spacing takes one or two pixel sizes in mm (row col) between 0.001 and 10, got {args.spacing}"
+        )
     if args.onnx and args.engine != "onnx":
         raise UsageError("--onnx is only used with --engine onnx")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 LIST_SUFFIXES = (".txt", ".lst", ".list")
@@ -22,7 +23,8 @@ def collect_inputs(source: str | Path) -> list[Path]:
 
     Raises:
         FileNotFoundError: ``source`` does not exist.
-        ValueError: a list file names a folder (give the folder itself as INPUT instead).
+        ValueError: a list file names a folder (give the folder itself as INPUT instead); a folder holds no image
+            (so that a mistyped or empty INPUT is not a silent success).
 
     Example:
         >>> import tempfile, pathlib
@@ -38,6 +40,8 @@ def collect_inputs(source: str | Path) -> list[Path]:
         raise FileNotFoundError(f"INPUT {source} does not exist; give a folder, an image file or a text file of paths")
     if source.is_dir():
         paths = find_images(source)
+        if not paths:
+            raise ValueError(_no_images_message(source))
     elif source.suffix.lower() in LIST_SUFFIXES:
         paths = _read_list(source)
     else:
@@ -45,10 +49,24 @@ def collect_inputs(source: str | Path) -> list[Path]:
     return sorted({p.resolve() for p in paths})
 
 
+def _no_images_message(folder: Path) -> str:
+    files = [p for p in folder.rglob("*") if p.is_file()]
+    if not files:
+        return f"INPUT {folder} is an empty folder (no files in it or below it); check the path"
+    names = ", ".join(p.name for p in sorted(files)[:3]) + (", ..." if len(files) > 3 else "")
+    return (
+        f"INPUT {folder} holds {len(files)} file(s) but no image this toolkit reads ({names}); images are "
+        "recognised by extension (.dcm, .png, .jpg, .tif, .jp2, .mha, .nii...) or as DICOM by content - check the "
+        "folder, or list the files in a text file to have each one tried and reported"
+    )
+
+
 def _read_list(list_file: Path) -> list[Path]:
     paths = []
     base = list_file.parent
-    for number, raw in enumerate(list_file.read_text(encoding="utf-8").splitlines(), start=1):
+    # lines are bytes of file names, as the file system has them: any encoding (a Latin-1 name) is kept as is
+    for number, raw_bytes in enumerate(list_file.read_bytes().splitlines(), start=1):
+        raw = os.fsdecode(raw_bytes)
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
@@ -74,8 +92,6 @@ def overlay_name(path: Path, root: Path) -> Path:
 
 def common_root(paths: list[Path]) -> Path:
     """The deepest folder that holds every path (the folder of the single path when there is one)."""
-    import os
-
     if not paths:
         return Path(".")
     if len(paths) == 1:

@@ -128,8 +128,8 @@ def _hub_reachable(timeout: float = 3.0) -> bool:
 
 
 def check_input_size(size: tuple[int, int]) -> None:
-    """FPN needs H and W divisible by 32 (five stride-2 stages)."""
-    if size[0] % 32 or size[1] % 32:
+    """FPN needs H and W positive and divisible by 32 (five stride-2 stages)."""
+    if size[0] <= 0 or size[1] <= 0 or size[0] % 32 or size[1] % 32:
         raise ValueError(
             f"input_size {tuple(size)} must be divisible by 32 in both axes for the FPN encoder; "
             f"e.g. {tuple(max(32, round(s / 32) * 32) for s in size)}"

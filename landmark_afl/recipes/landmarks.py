@@ -8,6 +8,8 @@ aliases of the nested keys for this release, with a notice.
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -75,6 +77,19 @@ class LandmarkConfig:
     afl: AFLConfig = AFLConfig(critic_center=True)  # the study's choice (README "Results"); afl.variant=paper
     optim: OptimConfig = OptimConfig(epochs=10)
     augment: AugmentConfig = AugmentConfig()
+
+    def __post_init__(self) -> None:
+        size = tuple(self.input_size)
+        if len(size) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size):
+            raise ValueError(f"input_size must be two positive ints [H, W] (multiples of 32), got {self.input_size}")
+        check_input_size(size)
+        for name, value in (("sigma", self.sigma), ("detect_threshold", self.detect_threshold)):
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.num_workers < 0:
+            raise ValueError(f"num_workers must be >= 0 (0 = load in the main process), got {self.num_workers}")
 
 
 def _aliases() -> dict[str, str]:
@@ -222,9 +237,17 @@ def load_trained_run(run: str | Path, which: str = "best", device: str | torch.d
     for key in ("config", "landmarks", "task", "protocol"):
         if key not in state:
             raise CheckpointError(f"{path} lacks {key!r}: not a landmark-afl landmark checkpoint")
-    cfg = config_from_state(state, path)
-    task = build_task(cfg, len(state["landmarks"]), pretrained=False)  # the weights are in the checkpoint
-    task.load_state_dict(state["task"])
+    try:
+        cfg = config_from_state(state, path)
+        task = build_task(cfg, len(state["landmarks"]), pretrained=False)  # the weights are in the checkpoint
+        task.load_state_dict(state["task"])
+    except (ValueError, KeyError, TypeError, RuntimeError) as err:  # contents that contradict each other
+        detail = " ".join(str(err).split())
+        raise CheckpointError(
+            f"{path} is inconsistent: its config, landmark list and weights do not fit together "
+            f"({detail[:400]}{'...' if len(detail) > 400 else ''}); the file was edited or damaged - use another "
+            "checkpoint of the run (--which last / best) or train again"
+        ) from err
     task.to(device).eval()
     run_dir = path.parent.parent if path.parent.name == "checkpoints" else path.parent
     return TrainedRun(run_dir, path, cfg, task, list(state["landmarks"]), state["protocol"], state)
