@@ -44,13 +44,19 @@ def _did_you_mean(word: str, options: list[str] | tuple[str, ...]) -> str:
 
 
 def protocols_dir() -> Path:
-    """The folder of protocol files: ``$LANDMARK_AFL_PROTOCOLS``, else ``protocols/`` beside the package."""
+    """The folder of protocol files: ``$LANDMARK_AFL_PROTOCOLS``; else the repository's ``protocols/`` beside the
+    package (a source checkout or an editable install); else the copy an installed wheel carries
+    (``landmark_afl/protocol_files``, made from ``protocols/`` when the wheel is built)."""
     env = os.environ.get(ENV_VAR)
     if env:
         return Path(env).expanduser()
     import landmark_afl
 
-    return Path(landmark_afl.__file__).resolve().parents[1] / "protocols"
+    package = Path(landmark_afl.__file__).resolve().parent
+    checkout = package.parent / "protocols"
+    if checkout.is_dir() and any(checkout.glob("*.yaml")):
+        return checkout
+    return package / "protocol_files"
 
 
 def list_protocols() -> list[str]:
