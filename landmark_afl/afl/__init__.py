@@ -1,7 +1,8 @@
 """Adversarial Focal Loss (AFL): a WGAN-GP critic's judgement of each prediction re-weights its own loss.
 
 The math (DESIGN.md, from the paper):
-    t:    heatmaps [B, K, H, W] -> topology features [B, 2, K, K]      (``topology_features``, no gradient)
+    t:    heatmaps [B, K, H, W] -> topology features [B, 2, K, K]      (``topology_features``, no gradient;
+          for codec targets the same from the landmarks: ``target_topology_features``)
     d:    features -> score [B]                                        (``TopologyCritic`` / ``ProbabilityCritic``)
     L_d = mean(-d(t(y))) - mean(-d(t(y'))) + gp                         (``critic_loss``, ``gradient_penalty``)
     s   = sigmoid(-d(t(y'))).detach()                                   (``difficulty_scores``)
@@ -26,7 +27,7 @@ from landmark_afl.afl.loss import (
     difficulty_scores,
 )
 from landmark_afl.afl.penalty import critic_loss, gradient_penalty, landmark_critic_loss
-from landmark_afl.afl.topology import topology_features
+from landmark_afl.afl.topology import target_topology_features, topology_features
 
 __all__ = [
     "AFLConfig",
@@ -41,5 +42,6 @@ __all__ = [
     "difficulty_scores",
     "gradient_penalty",
     "landmark_critic_loss",
+    "target_topology_features",
     "topology_features",
 ]

@@ -264,13 +264,25 @@ class AdversarialFocalLoss(nn.Module):
             critic.parameters(), lr=self.cfg.critic_lr, betas=(self.cfg.critic_beta1, self.cfg.critic_beta2)
         )
 
-    def forward(self, pred: torch.Tensor, target: torch.Tensor, per_sample_loss: torch.Tensor) -> dict:
+    def forward(
+        self,
+        pred: torch.Tensor,
+        target: torch.Tensor,
+        per_sample_loss: torch.Tensor,
+        real_features: torch.Tensor | None = None,
+        fake_features: torch.Tensor | None = None,
+    ) -> dict:
         """AFL of a batch, and (in training mode) one critic update.
 
         Args:
             pred: the predictions (heatmaps [B, K, H, W] or probabilities [B, C]); detached here.
             target: the ground truth, same shape.
             per_sample_loss: the base loss L, [B]; with ``per_landmark`` the per-landmark base loss [B, K].
+            real_features: ``features(target)`` when the caller has it cheaper (the landmark task computes it from
+                the target coordinates, ``target_topology_features``); None computes ``features(target)``.
+            fake_features: ``features(pred)`` when the caller has it cheaper (the landmark task computes it from its
+                raw outputs, activating only the rows that can reach the threshold); None computes
+                ``features(pred)``.
 
         Returns:
             ``loss`` (AFL), ``scores`` (s [B]; per landmark, the per-sample mean of s[b, k]), with ``per_landmark``
@@ -282,8 +294,13 @@ class AdversarialFocalLoss(nn.Module):
         got = tuple(per_sample_loss.shape)
         if per_sample_loss.ndim != (2 if self.cfg.per_landmark else 1) or got[0] != pred.shape[0]:
             raise ValueError(f"per_sample_loss must be {want} for predictions {tuple(pred.shape)}, got {got}")
-        fake = self.features(pred.detach()).float()
-        real = self.features(target.detach()).float()
+        fake = (self.features(pred.detach()) if fake_features is None else fake_features.detach()).float()
+        real = (self.features(target.detach()) if real_features is None else real_features.detach()).float()
+        if real.shape != fake.shape:
+            raise ValueError(
+                f"the targets' features {tuple(real.shape)} must have the shape of the predictions' features "
+                f"{tuple(fake.shape)}"
+            )
         cfg = self.cfg
         if cfg.per_landmark:
             if per_sample_loss.shape[1] != fake.shape[-1]:

@@ -12,6 +12,8 @@ parabola, so the refinement is exact for a noise-free Gaussian (errors ~1e-4 px 
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 
@@ -53,15 +55,65 @@ class GaussianHeatmapCodec:
         An absent landmark gives an all-zero map; a landmark outside the input gives the part of its Gaussian that
         falls inside (all zeros when it is far outside).
         """
+        uv, present = self.heatmap_coords(landmarks)
+        h, w = self.heatmap_size
+        xs = torch.arange(w, dtype=torch.float32, device=uv.device)
+        ys = torch.arange(h, dtype=torch.float32, device=uv.device)
+        return self._gaussians(uv, present, ys, xs)
+
+    def heatmap_coords(self, landmarks: torch.Tensor | np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """Landmarks [..., K, 2] in input pixels -> (centres [..., K, 2] in heatmap pixels, float32; present).
+
+        ``present`` [..., K] is False for a landmark with a NaN (or infinite) coordinate, whose centre is (0, 0).
+        """
         pts = torch.as_tensor(landmarks, dtype=torch.float32)
         if pts.shape[-1] != 2:
             raise ValueError(f"landmarks must have shape [..., K, 2], got {tuple(pts.shape)}")
-        h, w = self.heatmap_size
         uv = (pts + 0.5) / self.stride - 0.5
         present = torch.isfinite(uv).all(-1)
-        uv = torch.where(present[..., None], uv, torch.zeros_like(uv))
-        xs = torch.arange(w, dtype=torch.float32, device=pts.device)
-        ys = torch.arange(h, dtype=torch.float32, device=pts.device)
+        return torch.where(present[..., None], uv, torch.zeros_like(uv)), present
+
+    def support_radius(self, threshold: float) -> float:
+        """The largest offset from the centre, per axis in heatmap pixels, at which a target can reach threshold.
+
+        A target is ``gy * gx`` with per-axis factors <= 1, so a pixel at or above ``threshold`` has both factors
+        at or above it: ``|x - u|, |y - v| <= sigma * sqrt(2 ln(1 / threshold))`` (0 for a threshold >= 1), up to
+        float32 rounding. The AFL topology extractor uses it to read targets in a window around each landmark.
+        """
+        if not threshold > 0:
+            raise ValueError(f"threshold must be > 0, got {threshold}")
+        return self.sigma * math.sqrt(2 * math.log(1 / threshold)) if threshold < 1 else 0.0
+
+    def window(
+        self, landmarks: torch.Tensor | np.ndarray, half: int
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The (2 half + 1)^2 heatmap pixels around each landmark and the target values there.
+
+        Args:
+            landmarks: [..., K, 2] in input pixels, NaN = absent.
+            half: the window's half-width in heatmap pixels, >= 0.
+
+        Returns:
+            ``rows`` and ``cols`` [..., K, S] (int64, S = 2 half + 1): the heatmap rows and columns of the window,
+            centred on the rounded centre; they may lie outside the map (a landmark near or beyond the border; the
+            centre is clamped to within ``half + 1`` pixels of the map, so a far-away landmark's window lies just
+            outside). ``values`` [..., K, S, S] float32: ``values[..., i, j]`` is what ``encode`` computes at pixel
+            (``rows[..., i]``, ``cols[..., j]``) for a pixel inside the map (the same float32 operations), zero for
+            an absent landmark.
+        """
+        if half < 0:
+            raise ValueError(f"half must be >= 0, got {half}")
+        uv, present = self.heatmap_coords(landmarks)
+        h, w = self.heatmap_size
+        offsets = torch.arange(-half, half + 1, device=uv.device)
+        limit = torch.tensor([w + half, h + half], dtype=uv.dtype, device=uv.device)
+        centre = torch.round(uv).clamp_min(-half - 1.0).minimum(limit).long()
+        cols = centre[..., 0:1] + offsets
+        rows = centre[..., 1:2] + offsets
+        return rows, cols, self._gaussians(uv, present, rows.float(), cols.float())
+
+    def _gaussians(self, uv: torch.Tensor, present: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor) -> torch.Tensor:
+        """``gy[..., :, None] * gx[..., None, :]`` (float32) at rows ``ys`` and columns ``xs`` ([n] or [..., K, n])."""
         gx = torch.exp(-((xs - uv[..., 0:1]) ** 2) / (2 * self.sigma**2))  # [..., K, W]
         gy = torch.exp(-((ys - uv[..., 1:2]) ** 2) / (2 * self.sigma**2))  # [..., K, H]
         maps = gy[..., :, None] * gx[..., None, :]

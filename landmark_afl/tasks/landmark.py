@@ -6,7 +6,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from landmark_afl.afl import AdversarialFocalLoss, AFLConfig, TopologyCritic, topology_features
+from landmark_afl.afl import (
+    AdversarialFocalLoss,
+    AFLConfig,
+    TopologyCritic,
+    target_topology_features,
+    topology_features,
+)
 from landmark_afl.codecs import GaussianHeatmapCodec
 from landmark_afl.data.letterbox import to_image_coords
 from landmark_afl.losses import HeatmapLoss
@@ -23,6 +29,14 @@ class LandmarkTask(TrainTask):
         loss: the per-sample base loss.
         afl: AFL settings, or None for the plain (baseline) loss ``mean_b L[b]``.
         detect_threshold: peak response at or above which a landmark counts as detected (validation).
+
+    Attributes:
+        targets_from_landmarks: compute the AFL features of the targets from ``batch["landmarks"]`` when the batch
+            has them (``target_topology_features``: the same features as from the full-resolution target maps, for
+            a fraction of the cost), which holds the contract that ``batch["heatmaps"]`` is
+            ``codec.encode(batch["landmarks"])``, as ``LandmarkTrainingSet`` makes them (a target map that is not
+            falls back to the full-resolution extractor where its mask reaches the edge of its window). False: the
+            full-resolution extractor on ``batch["heatmaps"]`` always.
     """
 
     console_keys = ("base_loss", "score_mean")
@@ -41,6 +55,7 @@ class LandmarkTask(TrainTask):
         self.loss = loss
         self.detect_threshold = float(detect_threshold)
         self.afl = None
+        self.targets_from_landmarks = True
         if afl is not None and afl.enabled:
             afl = afl.resolved()
             threshold = afl.threshold
@@ -57,6 +72,10 @@ class LandmarkTask(TrainTask):
     def forward(self, batch: dict) -> dict:
         """Base loss, AFL and one critic update; records per sample: image, base_loss, score.
 
+        The batch holds ``image`` [B, 1, H, W] and ``heatmaps`` [B, K, H, W], optionally ``landmarks`` [B, K, 2]
+        (input pixels, NaN = absent; the targets' features then come from them, see ``targets_from_landmarks``)
+        and ``image_id``.
+
         With per-landmark AFL the weights multiply the per-landmark loss [B, K] (``reduction="landmark"``, whose
         mean over K is the per-sample loss) and the recorded score is the per-sample mean of s[b, k].
         """
@@ -72,7 +91,14 @@ class LandmarkTask(TrainTask):
         records = {"image": list(batch["image_id"]), "base_loss": per_sample.detach()} if "image_id" in batch else {}
         if self.afl is None:
             return {"loss": per_sample.mean(), "log": log, "records": records}
-        afl_out = self.afl(self.loss.activate(raw.detach()), target, landmark_loss if per_landmark else per_sample)
+        raw = raw.detach()  # the critic's inputs: features of the predictions and of the targets, no gradient
+        afl_out = self.afl(
+            raw,
+            target,
+            landmark_loss if per_landmark else per_sample,
+            real_features=self.target_features(batch),
+            fake_features=self.prediction_features(raw),
+        )
         scores = afl_out.pop("scores")
         afl_out.pop("landmark_scores", None)
         log.update({"score_mean": scores.mean(), **afl_out})
@@ -80,6 +106,25 @@ class LandmarkTask(TrainTask):
         if records:
             records["score"] = scores
         return {"loss": afl_out["loss"], "log": log, "records": records}
+
+    def prediction_features(self, raw: torch.Tensor) -> torch.Tensor:
+        """The AFL features [B, 2, K, K] of the activated raw outputs [B, K, H, W] (the critic's fake input).
+
+        ``topology_features(self.loss.activate(raw))``, with the activation applied only to the rows that can
+        reach the threshold (``topology_features``' ``activation``): the same features bit for bit.
+        """
+        return topology_features(raw, self.afl.cfg.threshold, activation=self.loss.activation)
+
+    def target_features(self, batch: dict) -> torch.Tensor:
+        """The AFL features [B, 2, K, K] of the batch's targets (the critic's real input).
+
+        From ``batch["landmarks"]`` when the batch has them and ``targets_from_landmarks`` is set, else from the
+        full-resolution ``batch["heatmaps"]``: the same features either way.
+        """
+        threshold = self.afl.cfg.threshold
+        if self.targets_from_landmarks and "landmarks" in batch:
+            return target_topology_features(batch["landmarks"], self.codec, threshold, heatmaps=batch["heatmaps"])
+        return topology_features(batch["heatmaps"], threshold)
 
     @torch.no_grad()
     def predict(self, batch: dict) -> tuple[np.ndarray, np.ndarray]:

@@ -1,3 +1,5 @@
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -49,3 +51,71 @@ def test_border_peak_is_not_refined_and_shapes_are_checked():
         codec.decode(torch.zeros(1, 1, 8, 8))
     with pytest.raises(ValueError, match="divide"):
         GaussianHeatmapCodec((30, 30), stride=4)
+
+
+def _old_encode(codec, landmarks):
+    """``encode`` as it was before the window helpers: the maps must not change by a bit."""
+    pts = torch.as_tensor(landmarks, dtype=torch.float32)
+    h, w = codec.heatmap_size
+    uv = (pts + 0.5) / codec.stride - 0.5
+    present = torch.isfinite(uv).all(-1)
+    uv = torch.where(present[..., None], uv, torch.zeros_like(uv))
+    xs = torch.arange(w, dtype=torch.float32)
+    ys = torch.arange(h, dtype=torch.float32)
+    gx = torch.exp(-((xs - uv[..., 0:1]) ** 2) / (2 * codec.sigma**2))
+    gy = torch.exp(-((ys - uv[..., 1:2]) ** 2) / (2 * codec.sigma**2))
+    maps = gy[..., :, None] * gx[..., None, :]
+    return maps * present[..., None, None].to(maps.dtype)
+
+
+def _points(n, k, size, seed):
+    rng = np.random.default_rng(seed)
+    pts = rng.uniform(-6, max(size) * 1.1, size=(n, k, 2))
+    pts[0, 1] = np.nan
+    pts[-1, 2, 0] = np.nan
+    pts[0, 3] = [-50.0, 1e30]
+    return pts
+
+
+def test_encode_is_unchanged_bit_for_bit():
+    for size, sigma, stride in (((64, 96), 2.0, 1), ((128, 128), 3.0, 4), ((60, 40), 1.3, 2)):
+        codec = GaussianHeatmapCodec(size, sigma=sigma, stride=stride)
+        pts = _points(3, 11, size, seed=stride)
+        assert torch.equal(codec.encode(pts), _old_encode(codec, pts))
+        assert torch.equal(codec.encode(pts[0]), _old_encode(codec, pts[0]))
+
+
+def test_window_values_are_the_encoded_values():
+    codec = GaussianHeatmapCodec((64, 80), sigma=2.0, stride=2)
+    pts = _points(2, 12, (64, 80), seed=5)
+    maps = codec.encode(pts)
+    h, w = codec.heatmap_size
+    rows, cols, values = codec.window(pts, 4)
+    assert rows.shape == cols.shape == (2, 12, 9) and values.shape == (2, 12, 9, 9)
+    assert rows.dtype == cols.dtype == torch.int64 and values.dtype == torch.float32
+    inside = ((rows >= 0) & (rows < h))[..., :, None] & ((cols >= 0) & (cols < w))[..., None, :]
+    gathered = maps[
+        torch.arange(2)[:, None, None, None],
+        torch.arange(12)[None, :, None, None],
+        rows.clamp(0, h - 1)[..., :, None],
+        cols.clamp(0, w - 1)[..., None, :],
+    ]
+    assert torch.equal(torch.where(inside, values, 0.0), torch.where(inside, gathered, 0.0))
+    assert values[0, 1].abs().sum() == 0 and values[1, 2].abs().sum() == 0  # absent: zero
+    uv, present = codec.heatmap_coords(pts)
+    assert present[0, 3] and not present[0, 1] and not present[1, 2]
+    assert cols[0, 3, 4] == -5 and rows[0, 3, 4] == h + 4  # a far-away centre is clamped to just outside
+    with pytest.raises(ValueError, match="half"):
+        codec.window(pts, -1)
+
+
+def test_support_radius():
+    codec = GaussianHeatmapCodec((32, 32), sigma=2.0)
+    assert codec.support_radius(0.5) == pytest.approx(2.0 * math.sqrt(2 * math.log(2)))
+    assert codec.support_radius(1.0) == 0.0 and codec.support_radius(2.0) == 0.0
+    r = codec.support_radius(0.3)
+    maps = codec.encode(np.array([[15.3, 16.8]]))[0]
+    ys, xs = torch.nonzero(maps >= 0.3, as_tuple=True)
+    assert (xs.float() - 15.3).abs().max() <= r and (ys.float() - 16.8).abs().max() <= r
+    with pytest.raises(ValueError, match="threshold"):
+        codec.support_radius(0.0)
