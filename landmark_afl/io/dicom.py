@@ -11,6 +11,10 @@ Given a ``target_size``, a JPEG 2000 / HTJ2K frame is decoded at the coarsest re
 (:mod:`landmark_afl.io.j2k`, Pillow's OpenJPEG); the pixel steps after decoding are the same. Anything that level
 decode does not handle exactly (colour, > 16 bits, a sign that pydicom would correct, a non-linear modality LUT, a
 decoder error) is decoded in full instead, and ``meta["decode_note"]`` says why.
+
+Before any decoder runs, :mod:`landmark_afl.io.dicom_header` checks the header against the pixel limit and the bytes
+present. After the pixel steps, non-finite pixels are an error naming the tag (:mod:`dicom_pixels`). Whatever
+pydicom or SimpleITK raise becomes an ``ImageReadError`` with the original as ``__cause__``.
 """
 
 from __future__ import annotations
@@ -22,7 +26,12 @@ import numpy as np
 
 from landmark_afl.io import dicom_pixels as px
 from landmark_afl.io import j2k
-from landmark_afl.io.errors import ImageReadError
+from landmark_afl.io.dicom_header import PIXEL_ELEMENTS as _PIXEL_ELEMENTS
+from landmark_afl.io.dicom_header import RECOPY_FIX as _RECOPY_FIX
+from landmark_afl.io.dicom_header import check_declared_size, header_int, read_header
+from landmark_afl.io.dicom_header import first_frame as _first_frame
+from landmark_afl.io.dicom_header import last_line as _last_line
+from landmark_afl.io.errors import ImageReadError, decoder_failure
 from landmark_afl.io.meta import new_meta
 from landmark_afl.io.spacing import dicom_spacing
 
@@ -31,17 +40,6 @@ _NO_CODEC_FIX = (
     "convert it to an uncompressed or JPEG 2000 DICOM, or install a codec: pip install 'landmark-afl[libjpeg]' "
     "(GPL pylibjpeg-libjpeg) or python-gdcm"
 )
-
-
-def read_header(path: Path) -> Any:
-    """The full pydicom data set (pixel bytes included, not decoded); files without preamble are accepted."""
-    import pydicom
-    from pydicom.errors import InvalidDicomError
-
-    try:
-        return pydicom.dcmread(path, force=True)
-    except (InvalidDicomError, EOFError, OSError, ValueError, KeyError, TypeError, OverflowError) as err:
-        raise ImageReadError(path, f"not a readable DICOM file ({err})", "check the file is complete DICOM") from err
 
 
 def _transfer_syntax(ds: Any, path: Path) -> Any:
@@ -60,19 +58,19 @@ def _transfer_syntax(ds: Any, path: Path) -> Any:
     return ExplicitVRLittleEndian if little else ExplicitVRBigEndian
 
 
-def _header_meta(ds: Any, meta: dict[str, Any]) -> None:
+def _header_meta(ds: Any, meta: dict[str, Any], n_frames: int) -> None:
     def text(keyword: str) -> str | None:
         value = ds.get(keyword)
         return str(value) if value not in (None, "") else None
 
     meta.update(
         photometric=text("PhotometricInterpretation"),
-        bits_stored=int(ds.BitsStored) if ds.get("BitsStored") not in (None, "") else None,
+        bits_stored=int(ds.BitsStored) if ds.get("BitsStored") not in (None, "") else None,  # checked before
         modality=text("Modality"),
         sop_instance_uid=text("SOPInstanceUID"),
         study_instance_uid=text("StudyInstanceUID"),
         series_instance_uid=text("SeriesInstanceUID"),
-        n_frames=int(ds.get("NumberOfFrames") or 1),
+        n_frames=n_frames,
         frame_used=0,
     )
     meta["spacing_mm"], meta["spacing_source"], meta["spacing_note"] = dicom_spacing(ds)
@@ -92,14 +90,15 @@ def _decode(ds: Any, ts: Any, path: Path, meta: dict[str, Any]) -> tuple[np.ndar
             arr, _ = decoder.as_array(ds, index=0)
             meta["decoder"] = "pydicom"
             return arr, [f"decode (pydicom, {ts.name}, first frame)"]
+        except MemoryError as err:
+            raise decoder_failure(path, "pydicom", err) from err
         except ValueError as err:
             text = str(err)
             if "less than expected" in text or "truncated" in text.lower() or "missing" in text.lower():
-                raise ImageReadError(
-                    path, f"the pixel data is truncated ({text.split(' - ')[0]})", "copy the file again from its source"
-                ) from err
+                reason = f"the pixel data is truncated ({text.split(' - ')[0]})"
+                raise ImageReadError(path, reason, _RECOPY_FIX) from err
             pydicom_error = err
-        except (RuntimeError, NotImplementedError, AttributeError) as err:
+        except Exception as err:  # the pydicom boundary: its codecs raise RuntimeError, NotImplementedError, ...
             pydicom_error = err
     if ts.is_compressed and int(ds.get("SamplesPerPixel") or 1) == 1:
         try:
@@ -112,9 +111,9 @@ def _decode(ds: Any, ts: Any, path: Path, meta: dict[str, Any]) -> tuple[np.ndar
         meta["decoder"] = "SimpleITK"
         return arr, steps
     if pydicom_error is not None:
-        raise ImageReadError(path, f"pydicom cannot decode its pixel data ({_last_line(pydicom_error)})") from (
-            pydicom_error
-        )
+        raise ImageReadError(
+            path, f"pydicom cannot decode its pixel data ({_last_line(pydicom_error)})", "check the file is complete"
+        ) from pydicom_error
     raise ImageReadError(path, f"no installed codec decodes its {ts.name} pixel data", _NO_CODEC_FIX)
 
 
@@ -122,21 +121,6 @@ def _sitk_decode(ds: Any, path: Path) -> tuple[np.ndarray, list[str]]:
     from landmark_afl.io.itk import decode_dicom_with_sitk
 
     return decode_dicom_with_sitk(ds, path)
-
-
-def _last_line(err: BaseException) -> str:
-    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-    return lines[-1] if lines else type(err).__name__
-
-
-def _first_frame(ds: Any) -> bytes:
-    """The encapsulated bytes of frame 0 (basic or extended offset table, or none)."""
-    from pydicom.encaps import get_frame
-
-    extended = None
-    if "ExtendedOffsetTable" in ds and "ExtendedOffsetTableLengths" in ds:
-        extended = (ds.ExtendedOffsetTable, ds.ExtendedOffsetTableLengths)
-    return get_frame(ds.PixelData, 0, extended_offsets=extended, number_of_frames=int(ds.get("NumberOfFrames") or 1))
 
 
 def _decode_reduced(
@@ -192,26 +176,30 @@ def _decode_reduced(
     return arr, steps, f
 
 
-def read_dicom(path: Path, target_size: tuple[int, int] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+def read_dicom(
+    path: Path, target_size: tuple[int, int] | None = None, max_pixels: int | None = None
+) -> tuple[np.ndarray, dict[str, Any]]:
     """Read the first frame of a DICOM file as float32 [H, W], bone bright; see :mod:`dicom_pixels` for the steps.
 
     Args:
         path: the file (any name, with or without extension).
         target_size: (H, W) the image will be letterboxed to, or None for a full decode. Only JPEG 2000 / HTJ2K
             use it: they decode at 1 / ``meta["decode_scale"]`` of the full size (see the module docstring).
+        max_pixels: the per-call pixel limit, or None (:func:`landmark_afl.io.limits.max_pixels`).
 
     Returns:
         ``(image, meta)`` with the keys of :data:`landmark_afl.io.meta.META_KEYS`.
 
     Raises:
-        ImageReadError: not DICOM, no pixel data, truncated pixel data, no codec, a 3D image, ...
+        ImageReadError: not DICOM, no pixel data, a size the bytes do not hold, truncated pixel data, no codec,
+            non-finite pixels, a 3D image, ...
     """
     ds = read_header(path)
     meta = new_meta(path, "dicom")
     file_meta = getattr(ds, "file_meta", None)
     declared_ts = getattr(file_meta, "TransferSyntaxUID", None) if file_meta is not None else None
     ts = _transfer_syntax(ds, path)
-    has_pixels = any(k in ds for k in ("PixelData", "FloatPixelData", "DoubleFloatPixelData"))
+    has_pixels = any(k in ds for k in _PIXEL_ELEMENTS)
     missing = [k for k in ("Rows", "Columns", "BitsAllocated") if ds.get(k) in (None, "")]
     if not declared_ts and (not has_pixels or missing):
         lacks = "no pixel data" if not has_pixels else f"no {', '.join(missing)}"
@@ -226,9 +214,31 @@ def read_dicom(path: Path, target_size: tuple[int, int] | None = None) -> tuple[
         )
     if missing:
         raise ImageReadError(path, f"the image header lacks {', '.join(missing)}", "re-export the file as an image")
+    if ts is None or not ts.is_transfer_syntax:
+        raise ImageReadError(path, f"unknown transfer syntax {ts}", _NO_CODEC_FIX)
+    n_frames = header_int(ds, path, "NumberOfFrames", 1, minimum=1)
+    check_declared_size(ds, ts, path, n_frames, max_pixels)
     meta["transfer_syntax"] = str(ts)
-    _header_meta(ds, meta)
+    _header_meta(ds, meta, n_frames)
     photometric = (meta["photometric"] or "MONOCHROME2").strip().upper()
+    try:
+        grey, steps, scale = _pixels(ds, ts, path, photometric, target_size, meta)
+    except px.PixelStepError as err:
+        raise ImageReadError(path, err.reason, err.fix) from err
+    meta["original_shape"] = (int(ds.Rows), int(ds.Columns))
+    meta["decode_scale"] = scale
+    if scale != 1 and meta["spacing_mm"] is not None:
+        meta["spacing_mm"] = tuple(float(v) * scale for v in meta["spacing_mm"])
+        note = f"x {scale}: spacing of the decoded (1/{scale} size) pixels"
+        meta["spacing_note"] = f"{meta['spacing_note']}; {note}" if meta["spacing_note"] else note
+    meta["steps"] = steps
+    return np.ascontiguousarray(grey, dtype=np.float32), meta
+
+
+def _pixels(
+    ds: Any, ts: Any, path: Path, photometric: str, target_size: tuple[int, int] | None, meta: dict[str, Any]
+) -> tuple[np.ndarray, list[str], int]:
+    """Decode frame 0 and apply the pixel steps: ``(grey float32, steps, decode scale)``; VOI window into meta."""
     reduced = None
     if target_size is not None and str(ts) in j2k.J2K_TRANSFER_SYNTAXES:
         reduced = _decode_reduced(ds, ts, photometric, target_size, meta)
@@ -250,12 +260,6 @@ def read_dicom(path: Path, target_size: tuple[int, int] | None = None) -> tuple[
         inverted = why is not None
         if inverted:
             grey = px.invert(grey, value_range, why, steps)
+    px.check_finite(grey, ds, next(k for k in _PIXEL_ELEMENTS if k in ds))
     meta["voi_window"], meta["voi_source"] = px.voi_window(ds, value_range, inverted)
-    meta["original_shape"] = (int(ds.Rows), int(ds.Columns))
-    meta["decode_scale"] = scale
-    if scale != 1 and meta["spacing_mm"] is not None:
-        meta["spacing_mm"] = tuple(float(v) * scale for v in meta["spacing_mm"])
-        note = f"x {scale}: spacing of the decoded (1/{scale} size) pixels"
-        meta["spacing_note"] = f"{meta['spacing_note']}; {note}" if meta["spacing_note"] else note
-    meta["steps"] = steps
-    return np.ascontiguousarray(grey, dtype=np.float32), meta
+    return grey, steps, scale

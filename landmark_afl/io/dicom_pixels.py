@@ -9,6 +9,9 @@ Order (pydicom ``pixels/processing.py``, DICOM PS3.4 grayscale pipeline):
    modality LUT can produce from the stored bit depth. Applied once when Photometric Interpretation is
    MONOCHROME1 or Presentation LUT Shape is INVERSE (in DX objects INVERSE accompanies MONOCHROME1 and denotes the
    same single inversion, so both together invert once).
+Rescale Slope and Intercept must be finite (and the slope non-zero) and map the stored range into float32; the
+pixels after these steps must be finite. Otherwise :class:`PixelStepError` names the tag (the reader turns it into
+an ``ImageReadError``).
 The VOI window (Window Center / Width, or VOI LUT Sequence) is NOT applied: it is returned as ``(center, width)``
 in output units, i.e. after the modality LUT and mirrored like the pixels when they were inverted
 (``center' = lo + hi - center``; the width is unchanged), so ``[c - w/2, c + w/2]`` of the output is the window.
@@ -21,6 +24,16 @@ from typing import Any
 import numpy as np
 
 LUMA_BT601 = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+class PixelStepError(ValueError):
+    """A pixel step cannot be applied to this data set: ``reason`` in plain words (naming the tag) and a ``fix``."""
+
+    def __init__(self, reason: str, fix: str = "correct the tag or export the image again") -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.fix = fix
 
 
 def stored_range(ds: Any) -> tuple[float, float]:
@@ -44,12 +57,22 @@ def colour_to_grey(arr: np.ndarray, ds: Any, photometric: str, steps: list[str])
     if photometric == "PALETTE COLOR":
         from pydicom.pixels import apply_color_lut
 
-        arr = apply_color_lut(arr, ds)
+        try:
+            arr = apply_color_lut(arr, ds)
+        except Exception as err:  # the pydicom boundary: a missing or malformed palette
+            raise PixelStepError(
+                f"its palette colour lookup table (Red/Green/Blue Palette Color Lookup Table Descriptor and Data) is "
+                f"missing or unusable ({type(err).__name__}: {err})",
+                "export the image again with its palette, or as MONOCHROME2 / RGB",
+            ) from err
         hi = float(np.iinfo(arr.dtype).max) if arr.dtype.kind in "ui" else float(arr.max())
         lo = 0.0
         steps.append(f"palette colour -> RGB ({arr.dtype})")
     if arr.ndim != 3 or arr.shape[-1] != 3:
-        raise ValueError(f"expected 3 colour samples per pixel, got an array of shape {arr.shape}")
+        raise PixelStepError(
+            f"Photometric Interpretation {photometric} needs 3 colour samples per pixel; decoded an array of shape "
+            f"{arr.shape}"
+        )
     grey = arr.astype(np.float32) @ LUMA_BT601
     steps.append("RGB -> grey: luma 0.299 R + 0.587 G + 0.114 B (BT.601)")
     return grey, (lo, hi)
@@ -70,25 +93,75 @@ def apply_modality(arr: np.ndarray, ds: Any, steps: list[str]) -> tuple[np.ndarr
     if "ModalityLUTSequence" in ds and len(ds.ModalityLUTSequence):
         from pydicom.pixels import apply_modality_lut
 
-        item = ds.ModalityLUTSequence[0]
-        out = apply_modality_lut(arr, ds).astype(np.float32)
-        n, first = (int(v) for v in list(item.LUTDescriptor)[:2])
-        n = n or 65536
-        # inputs outside the LUT are clamped to its ends, so the LUT entries are every possible output
-        entries = apply_modality_lut(np.arange(first, first + n, dtype=np.int64), ds)
+        try:
+            item = ds.ModalityLUTSequence[0]
+            out = apply_modality_lut(arr, ds).astype(np.float32)
+            n, first = (int(v) for v in list(item.LUTDescriptor)[:2])
+            n = n or 65536
+            # inputs outside the LUT are clamped to its ends, so the LUT entries are every possible output
+            entries = apply_modality_lut(np.arange(first, first + n, dtype=np.int64), ds)
+        except Exception as err:  # the pydicom boundary: a malformed LUT
+            raise PixelStepError(
+                f"its Modality LUT Sequence is unusable ({type(err).__name__}: {err})", "export the image again"
+            ) from err
         lut_lo, lut_hi = float(entries.min()), float(entries.max())
         steps.append(f"modality LUT sequence ({n} entries from {first}, {item.get('ModalityLUTType', '')})")
         return out, (lut_lo, lut_hi)
-    slope = ds.get("RescaleSlope")
-    intercept = ds.get("RescaleIntercept")
-    slope = 1.0 if slope in (None, "") else float(slope)
-    intercept = 0.0 if intercept in (None, "") else float(intercept)
+    slope = _rescale_value(ds, "RescaleSlope", 1.0)
+    intercept = _rescale_value(ds, "RescaleIntercept", 0.0)
     out = arr.astype(np.float32, copy=False)
     if slope != 1.0 or intercept != 0.0:
+        lo, hi = sorted((lo * slope + intercept, hi * slope + intercept))
+        if not max(abs(lo), abs(hi), abs(lo + hi)) <= FLOAT32_MAX:
+            raise PixelStepError(
+                f"RescaleSlope {_text(ds, 'RescaleSlope')} and RescaleIntercept {_text(ds, 'RescaleIntercept')} map "
+                f"the stored range to [{lo:g}, {hi:g}], beyond float32 (+-{FLOAT32_MAX:.3g}): the pixels would not be "
+                "finite"
+            )
         out = out * np.float32(slope) + np.float32(intercept)
         steps.append(f"rescale: stored * {slope:g} + {intercept:g}")
-        lo, hi = sorted((lo * slope + intercept, hi * slope + intercept))
     return out, (lo, hi)
+
+
+def _text(ds: Any, keyword: str) -> str:
+    value = ds.get(keyword)
+    return "(absent)" if value in (None, "") else str(value).strip()
+
+
+def _rescale_value(ds: Any, keyword: str, default: float) -> float:
+    """RescaleSlope / RescaleIntercept as a finite float (the slope non-zero), or :class:`PixelStepError`."""
+    raw = ds.get(keyword)
+    if raw in (None, ""):
+        return default
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        raise PixelStepError(f"{keyword} is {str(raw)!r}, not a number") from None
+    if not np.isfinite(value):
+        raise PixelStepError(f"{keyword} is {str(raw).strip()}: it must be a finite number")
+    if keyword == "RescaleSlope" and value == 0.0:
+        raise PixelStepError("RescaleSlope is 0: every pixel would equal the intercept")
+    return value
+
+
+def check_finite(arr: np.ndarray, ds: Any, stored_as: str) -> None:
+    """Raise :class:`PixelStepError` when ``arr`` (after the modality LUT) holds NaN or infinity, naming the source.
+
+    Args:
+        arr: the output pixels.
+        ds: the data set (which tags were applied).
+        stored_as: the pixel element, "PixelData", "FloatPixelData" or "DoubleFloatPixelData".
+    """
+    if np.isfinite(np.sum(arr, dtype=np.float32)) or np.isfinite(arr).all():  # the sum is the fast common case
+        return
+    bad = int(arr.size - np.count_nonzero(np.isfinite(arr)))
+    if stored_as != "PixelData":
+        where = f"{stored_as} holds"
+    elif "ModalityLUTSequence" in ds:
+        where = "the Modality LUT Sequence gives"
+    else:
+        where = f"RescaleSlope {_text(ds, 'RescaleSlope')} / RescaleIntercept {_text(ds, 'RescaleIntercept')} give"
+    raise PixelStepError(f"{where} {bad} non-finite pixel values (NaN or infinity)")
 
 
 def needs_inversion(ds: Any, photometric: str) -> str | None:

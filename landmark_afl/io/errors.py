@@ -34,3 +34,30 @@ class ImageNotFoundError(ImageReadError, FileNotFoundError):
 
     def __init__(self, path: str | Path) -> None:
         super().__init__(path, "no such file", "check the path (relative paths start at the current folder)")
+
+
+def decoder_failure(path: str | Path, decoder: str, err: BaseException, fix: str | None = None) -> ImageReadError:
+    """The :class:`ImageReadError` for an exception a decoder library raised (raise it ``from err``).
+
+    A ``MemoryError`` says so and how to get round it; anything else gives the decoder, the exception type and its
+    last message line.
+
+    Args:
+        path: the file.
+        decoder: the library in words, e.g. ``"pydicom"``, ``"Pillow"``, ``"SimpleITK"``.
+        err: what it raised.
+        fix: the fix to offer (a generic one when None).
+
+    Example:
+        >>> str(decoder_failure("a.png", "Pillow", MemoryError()))  # doctest: +ELLIPSIS
+        'a.png: Pillow ran out of memory decoding it (MemoryError). Fix: ...'
+    """
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    detail = f"{type(err).__name__}: {lines[-1]}" if lines else type(err).__name__
+    if isinstance(err, MemoryError):
+        return ImageReadError(
+            path,
+            f"{decoder} ran out of memory decoding it ({detail})",
+            "free memory or read it on a larger machine; if the image cannot be that large, its header is damaged",
+        )
+    return ImageReadError(path, f"{decoder} cannot decode it ({detail})", fix or "check the file is complete")

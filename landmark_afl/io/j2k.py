@@ -40,6 +40,10 @@ class ReducedDecodeUnsupported(ValueError):
     """The reduced decode is not safe or failed for this file; ``str()`` says why (the caller decodes in full)."""
 
 
+class TruncatedCodestream(ReducedDecodeUnsupported):
+    """The codestream ends before its own markers say it should; ``str()`` says where (no decoder will help)."""
+
+
 @dataclass(frozen=True)
 class CodestreamInfo:
     """What the main header of a JPEG 2000 codestream says (SIZ and COD / COC marker segments).
@@ -119,7 +123,9 @@ def parse_header(data: bytes) -> CodestreamInfo:
                 levels = _min(levels, data[pos + 4 + (1 if csiz < 257 else 2) + 1])
             pos += 2 + length
     except (struct.error, IndexError) as err:
-        raise ReducedDecodeUnsupported(f"the JPEG 2000 main header is truncated ({err})") from err
+        raise TruncatedCodestream(
+            f"the JPEG 2000 codestream is truncated: it ends inside its main header ({len(data) - start} bytes)"
+        ) from err
     if levels is None:
         raise ReducedDecodeUnsupported("the JPEG 2000 main header has no COD marker (decomposition levels unknown)")
     return CodestreamInfo(
@@ -136,6 +142,68 @@ def parse_header(data: bytes) -> CodestreamInfo:
 
 def _min(current: int | None, value: int) -> int:
     return value if current is None else min(current, value)
+
+
+def check_complete(data: bytes) -> None:
+    """Raise :class:`TruncatedCodestream` when the codestream in ``data`` is cut short.
+
+    Walks the main header to the first SOT marker, then each tile-part by its declared length ``Psot``: a tile-part
+    that runs past the end, a main header without SOT, or fewer tiles than SIZ implies with no EOC marker at the
+    end, mean bytes are missing. Bytes after EOC (DICOM's even-length padding) are allowed. An unexpected marker
+    ends the check without a verdict (the decoder reports it).
+
+    Args:
+        data: a codestream (a DICOM frame) or a whole ``.jp2`` / ``.j2k`` file.
+
+    Raises:
+        ReducedDecodeUnsupported: not JPEG 2000 at all (no SOC/SIZ marker).
+    """
+    start = codestream_start(data)
+    n = len(data)
+    if start + 6 + 34 > n:
+        raise TruncatedCodestream(f"the JPEG 2000 codestream is truncated: it ends inside its SIZ marker ({n} bytes)")
+    xsiz, ysiz, _, _, xt, yt, xto, yto = struct.unpack_from(">IIIIIIII", data, start + 8)
+    tiles = -(-(xsiz - xto) // max(xt, 1)) * -(-(ysiz - yto) // max(yt, 1))
+    pos = start + 2
+    while True:  # main header: marker segments up to the first SOT
+        if pos + 4 > n:
+            raise TruncatedCodestream(
+                f"the JPEG 2000 codestream is truncated: it ends inside its main header ({n - start} bytes, no tile)"
+            )
+        marker, length = struct.unpack_from(">HH", data, pos)
+        if marker == 0xFF90:
+            break
+        if marker >> 8 != 0xFF or length < 2:
+            return
+        pos += 2 + length
+    seen: set[int] = set()
+    while pos + 2 <= n:
+        (marker,) = struct.unpack_from(">H", data, pos)
+        if marker != 0xFF90:  # EOC, or something unexpected that the decoder will judge
+            return
+        if pos + 12 > n:
+            raise TruncatedCodestream(
+                f"the JPEG 2000 codestream is truncated: it ends inside a tile-part header ({n - start} bytes)"
+            )
+        tile, psot = struct.unpack_from(">HI", data, pos + 4)
+        seen.add(tile)
+        if psot == 0:  # the last tile-part: it runs to EOC
+            if data.rstrip(b"\0").endswith(b"\xff\xd9"):
+                return
+            raise TruncatedCodestream(
+                "the JPEG 2000 codestream is truncated: its last tile-part runs to the end of the data, which has no "
+                "EOC marker"
+            )
+        if pos + psot > n:
+            raise TruncatedCodestream(
+                f"the JPEG 2000 codestream is truncated: a tile-part of tile {tile} declares {psot} bytes, only "
+                f"{n - pos} are present ({n - start} bytes in all)"
+            )
+        pos += psot
+    if len(seen) < tiles:
+        raise TruncatedCodestream(
+            f"the JPEG 2000 codestream is incomplete: {len(seen)} of {tiles} tiles present and no EOC marker"
+        )
 
 
 def check_grey(info: CodestreamInfo) -> None:
@@ -208,8 +276,11 @@ def decode_level(data: bytes, info: CodestreamInfo, level: int) -> np.ndarray:
             arr = np.asarray(im)
     except ReducedDecodeUnsupported:
         raise
-    except (OSError, ValueError, SyntaxError, UnidentifiedImageError, MemoryError, Image.DecompressionBombError) as err:
-        raise ReducedDecodeUnsupported(f"Pillow/OpenJPEG failed at level {level} ({err})") from err
+    except UnidentifiedImageError as err:
+        raise ReducedDecodeUnsupported(f"Pillow/OpenJPEG cannot identify the codestream at level {level}") from err
+    except Exception as err:  # the Pillow/OpenJPEG boundary: MemoryError, OSError, DecompressionBombError, ...
+        reason = f"Pillow/OpenJPEG failed at level {level} ({type(err).__name__}: {err})"
+        raise ReducedDecodeUnsupported(reason) from err
     if arr.shape != (rows, cols) or mode not in ("L", "I;16"):
         raise ReducedDecodeUnsupported(
             f"Pillow returned mode {mode} {arr.shape} at level {level} where (rows, cols) = {(rows, cols)} was expected"

@@ -5,16 +5,23 @@ the first page. Spacing is None (a raster carries no trustworthy physical spacin
 Grey JPEG 2000 (``.jp2``, ``.j2k``, ``.j2c``, ``.jpc``) gives the codestream's sample values (Pillow's scaling to
 16 bits undone, signed samples kept signed) and, given a target size, is decoded at the coarsest resolution level
 that covers it (:mod:`landmark_afl.io.j2k`).
+
+Before decoding: the header's size against the pixel limit (:mod:`landmark_afl.io.limits`; Pillow's own
+decompression-bomb limit ``PIL.Image.MAX_IMAGE_PIXELS`` also applies and is reported the same way), a JPEG 2000
+codestream checked for truncation, a palette image checked for its colour table. Whatever Pillow raises while
+decoding (MemoryError included) becomes an ``ImageReadError``.
 """
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from landmark_afl.io.errors import ImageReadError
+from landmark_afl.io.errors import ImageReadError, decoder_failure
+from landmark_afl.io.limits import check_pixels, check_ratio
 from landmark_afl.io.meta import new_meta
 
 RASTER_FORMATS = {
@@ -33,9 +40,12 @@ _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
 
 def _read_jpeg2000_grey(
-    path: Path, target_size: tuple[int, int] | None, meta: dict[str, Any]
+    path: Path, target_size: tuple[int, int] | None, meta: dict[str, Any], max_pixels: int | None
 ) -> tuple[np.ndarray, list[str]] | None:
-    """A grey JPEG 2000 file through :mod:`landmark_afl.io.j2k`, or None for the generic Pillow path (colour, ...)."""
+    """A grey JPEG 2000 file through :mod:`landmark_afl.io.j2k`, or None for the generic Pillow path (colour, ...).
+
+    Any codestream found is first checked for truncation, the pixel limit and the compression-ratio bound.
+    """
     from landmark_afl.io import j2k
 
     try:
@@ -44,6 +54,20 @@ def _read_jpeg2000_grey(
         raise ImageReadError(path, f"cannot be read ({err})", "check the file permissions") from err
     try:
         info = j2k.parse_header(data)
+    except j2k.TruncatedCodestream as err:
+        raise ImageReadError(path, str(err), "copy the file again from its source") from err
+    except j2k.ReducedDecodeUnsupported as err:
+        if target_size is not None:
+            meta["decode_note"] = f"full decode, reduced JPEG 2000 decode not used: {err}"
+        return None
+    check_pixels(path, (info.height, info.width), max_pixels, "the JPEG 2000 header")
+    depth = -(-info.precision // 8) * info.components
+    check_ratio(path, info.height * info.width * depth, len(data), f"{info.height} x {info.width} JPEG 2000 image")
+    try:
+        j2k.check_complete(data)
+    except j2k.TruncatedCodestream as err:
+        raise ImageReadError(path, str(err), "copy the file again from its source") from err
+    try:
         j2k.check_grey(info)
     except j2k.ReducedDecodeUnsupported as err:
         if target_size is not None:
@@ -71,7 +95,9 @@ def _read_jpeg2000_grey(
     return arr, ([meta["decode_note"], *steps] if meta["decode_note"] else steps)
 
 
-def read_raster(path: Path, fmt: str, target_size: tuple[int, int] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+def read_raster(
+    path: Path, fmt: str, target_size: tuple[int, int] | None = None, max_pixels: int | None = None
+) -> tuple[np.ndarray, dict[str, Any]]:
     """Read a PNG / JPEG / BMP / TIFF / JPEG 2000 file as float32 [H, W] in its stored units (0-255, 0-65535, ...).
 
     Args:
@@ -79,15 +105,14 @@ def read_raster(path: Path, fmt: str, target_size: tuple[int, int] | None = None
         fmt: the format name for ``meta["format"]``.
         target_size: (H, W) the image will be letterboxed to; only grey JPEG 2000 uses it (a reduced decode,
             ``meta["decode_scale"]``), the other formats ignore it.
+        max_pixels: the per-call pixel limit, or None (:func:`landmark_afl.io.limits.max_pixels`).
 
     Returns:
         ``(image, meta)``; ``spacing_mm`` None.
     """
-    from PIL import Image, UnidentifiedImageError
-
     meta = new_meta(path, fmt)
     if fmt == "jpeg2000":
-        grey_steps = _read_jpeg2000_grey(path, target_size, meta)
+        grey_steps = _read_jpeg2000_grey(path, target_size, meta, max_pixels)
         if grey_steps is not None:
             grey, steps = grey_steps
             meta.update(
@@ -96,21 +121,7 @@ def read_raster(path: Path, fmt: str, target_size: tuple[int, int] | None = None
             )
             return np.ascontiguousarray(grey, dtype=np.float32), meta
     steps: list[str] = [meta["decode_note"]] if meta["decode_note"] else []
-    try:
-        with Image.open(path) as im:
-            meta["n_frames"] = int(getattr(im, "n_frames", 1))
-            mode = im.mode
-            if mode == "P":
-                im = im.convert("RGBA" if "transparency" in im.info else "RGB")
-                steps.append("palette -> RGB")
-            elif mode in ("1", "CMYK", "YCbCr", "LAB", "HSV"):
-                im = im.convert("RGB" if mode != "1" else "L")
-                steps.append(f"{mode} -> {im.mode}")
-            arr = np.asarray(im)
-    except UnidentifiedImageError as err:
-        raise ImageReadError(path, f"not a {fmt.upper()} image (Pillow cannot identify it)", "check the file") from err
-    except (OSError, ValueError, SyntaxError) as err:
-        raise ImageReadError(path, f"the {fmt.upper()} data is damaged or truncated ({err})", "check the file") from err
+    arr, mode = _pillow_decode(path, fmt, max_pixels, steps, meta)
     if arr.ndim == 3:
         if arr.shape[-1] in (2, 4):  # grey+alpha, RGB+alpha: alpha dropped
             arr = arr[..., :-1]
@@ -136,3 +147,68 @@ def read_raster(path: Path, fmt: str, target_size: tuple[int, int] | None = None
         spacing_note="plain raster: no physical spacing in the file (give spacing_mm in dataset.yaml)",
     )
     return np.ascontiguousarray(grey, dtype=np.float32), meta
+
+
+def _pillow_decode(
+    path: Path, fmt: str, max_pixels: int | None, steps: list[str], meta: dict[str, Any]
+) -> tuple[np.ndarray, str]:
+    """Open with Pillow, check the header, decode: ``(array [H, W] or [H, W, C], Pillow mode)``.
+
+    The Pillow boundary: everything Pillow raises becomes an :class:`ImageReadError` naming the file.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    name = fmt.upper().replace("JPEG2000", "JPEG 2000")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the limit below decides
+            im = Image.open(path)
+    except UnidentifiedImageError as err:
+        raise ImageReadError(
+            path,
+            f"not an image this toolkit reads (the content is not {name}: Pillow cannot identify it)",
+            "check the file is the image you meant and that its extension matches its content",
+        ) from err
+    except Image.DecompressionBombError as err:
+        raise ImageReadError(
+            path,
+            f"its {name} header declares more pixels than Pillow's decompression-bomb limit allows ({err})",
+            "if the image is genuine, raise PIL.Image.MAX_IMAGE_PIXELS; otherwise the header is damaged",
+        ) from err
+    except Exception as err:  # the Pillow boundary: OSError, SyntaxError, struct.error, MemoryError, ...
+        raise decoder_failure(path, "Pillow", err, "check the file is complete") from err
+    with im:
+        width, height = im.size
+        check_pixels(path, (height, width), max_pixels, f"the {name} header")
+        per_pixel = len(im.getbands()) * {"I": 4, "F": 4}.get(im.mode, 2 if im.mode.startswith("I;16") else 1)
+        check_ratio(path, width * height * per_pixel, path.stat().st_size, f"{height} x {width} {name} image")
+        try:
+            meta["n_frames"] = int(getattr(im, "n_frames", 1))
+            mode = im.mode
+            if mode == "P":
+                if not im.getpalette():
+                    raise ImageReadError(
+                        path,
+                        f"a palette (colour-indexed) {name} without its colour table "
+                        f"({'no PLTE chunk' if fmt == 'png' else 'no palette'}): the pixel colours are unknown",
+                        "export the image again (as greyscale if possible)",
+                    )
+                converted = im.convert("RGBA" if "transparency" in im.info else "RGB")
+                steps.append("palette -> RGB")
+            elif mode in ("1", "CMYK", "YCbCr", "LAB", "HSV"):
+                converted = im.convert("RGB" if mode != "1" else "L")
+                steps.append(f"{mode} -> {converted.mode}")
+            else:
+                converted = im
+            arr = np.asarray(converted)
+        except ImageReadError:
+            raise
+        except MemoryError as err:
+            raise decoder_failure(path, "Pillow", err) from err
+        except (OSError, ValueError, SyntaxError) as err:
+            raise ImageReadError(
+                path, f"the {name} data is damaged or truncated ({err})", "copy the file again from its source"
+            ) from err
+        except Exception as err:  # the Pillow boundary
+            raise decoder_failure(path, "Pillow", err, "check the file is complete") from err
+    return arr, mode

@@ -8,7 +8,8 @@ from typing import Any
 import numpy as np
 
 from landmark_afl.io.discovery import image_format, is_dicom
-from landmark_afl.io.errors import ImageNotFoundError, ImageReadError
+from landmark_afl.io.errors import ImageNotFoundError, ImageReadError, decoder_failure
+from landmark_afl.io.limits import max_pixels as pixel_limit
 
 SUPPORTED = (
     "DICOM (any name), PNG, JPEG, BMP, TIFF, JPEG 2000 (.jp2, .j2k, .j2c, .jpc), MHA/MHD, NRRD, NIfTI (.nii, .nii.gz)"
@@ -29,7 +30,9 @@ def check_target_size(target_size: Any) -> tuple[int, int] | None:
     return int(h), int(w)
 
 
-def read_image(path: str | Path, target_size: tuple[int, int] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+def read_image(
+    path: str | Path, target_size: tuple[int, int] | None = None, *, max_pixels: int | None = None
+) -> tuple[np.ndarray, dict[str, Any]]:
     """Read a 2D X-ray image.
 
     DICOM is recognised by content whatever the file name; the other formats by extension. DICOM pixels get the
@@ -43,9 +46,17 @@ def read_image(path: str | Path, target_size: tuple[int, int] | None = None) -> 
     reduced decode is not exact (colour, > 16 bits, ...) the file is decoded in full and ``meta["decode_note"]``
     says why. Every other format ignores ``target_size``.
 
+    Hostile input is refused before anything is decoded (:mod:`landmark_afl.io.limits`): a header declaring more
+    than ``max_pixels`` pixels (default 9e8 = 30 000 x 30 000, or ``$LANDMARK_AFL_MAX_PIXELS``), uncompressed pixel
+    data shorter than the header's size, compressed data implausibly small for it (> 1000:1), a truncated JPEG 2000
+    codestream. Non-finite pixels after the modality LUT are refused (naming the tag); an implausible pixel spacing
+    is not used (``spacing_mm`` None, the reason in ``spacing_note``). Whatever a decoder raises (MemoryError
+    included) comes out as :class:`ImageReadError` with the original as ``__cause__``.
+
     Args:
         path: the file.
         target_size: (H, W) the image will be letterboxed to (the network input), or None for a full decode.
+        max_pixels: the most pixels a 2D image may declare, or None for ``$LANDMARK_AFL_MAX_PIXELS`` / the default.
 
     Returns:
         ``(image float32 [H, W], meta)``; meta keys: :data:`landmark_afl.io.meta.META_KEYS`.
@@ -54,6 +65,7 @@ def read_image(path: str | Path, target_size: tuple[int, int] | None = None) -> 
         ImageNotFoundError: the file does not exist (an ImageReadError and a FileNotFoundError).
         ImageReadError: anything else that makes the file unreadable; the message names the file, the cause and
             the fix.
+        ValueError: ``target_size``, ``max_pixels`` or ``$LANDMARK_AFL_MAX_PIXELS`` is not valid (a usage error).
 
     Example:
         >>> image, meta = read_image("chest.dcm")  # doctest: +SKIP
@@ -61,24 +73,41 @@ def read_image(path: str | Path, target_size: tuple[int, int] | None = None) -> 
         (dtype('float32'), (0.16, 0.16), 'PixelSpacing')
     """
     target_size = check_target_size(target_size)
+    pixel_limit(max_pixels)  # a bad limit is a usage error (ValueError), whatever the file
     path = Path(path)
     if not path.is_file():
         if path.is_dir():
             raise ImageReadError(path, "is a folder, not an image file", "pass a file, or use find_images(folder)")
         raise ImageNotFoundError(path)
+    try:
+        size = path.stat().st_size
+    except OSError as err:
+        raise ImageReadError(path, f"cannot be read ({err})", "check the file permissions") from err
+    if size == 0:
+        raise ImageReadError(path, "is empty (0 bytes)", "copy the file again from its source")
     fmt = image_format(path)
-    if fmt == "dicom" or (fmt is None and is_dicom(path)):
-        from landmark_afl.io.dicom import read_dicom
+    if fmt == "dicom" and not is_dicom(path):
+        raise ImageReadError(
+            path,
+            f"not an image this toolkit reads (named {path.suffix}, but the content is not DICOM: no 'DICM' marker at "
+            "byte 128 and no DICOM data elements at the start)",
+            f"check the file is the image you meant; readable formats: {SUPPORTED}",
+        )
+    try:
+        if fmt == "dicom" or (fmt is None and is_dicom(path)):
+            from landmark_afl.io.dicom import read_dicom
 
-        return read_dicom(path, target_size)
-    if fmt in ("png", "jpeg", "bmp", "tiff", "jpeg2000"):
-        from landmark_afl.io.raster import read_raster
+            return read_dicom(path, target_size, max_pixels)
+        if fmt in ("png", "jpeg", "bmp", "tiff", "jpeg2000"):
+            from landmark_afl.io.raster import read_raster
 
-        return read_raster(path, fmt, target_size)
-    if fmt in ("mha", "mhd", "nrrd", "nifti"):
-        from landmark_afl.io.itk import read_itk
+            return read_raster(path, fmt, target_size, max_pixels)
+        if fmt in ("mha", "mhd", "nrrd", "nifti"):
+            from landmark_afl.io.itk import read_itk
 
-        return read_itk(path, fmt)
+            return read_itk(path, fmt, max_pixels)
+    except MemoryError as err:  # a genuine image within the limit that this machine cannot hold (float32 copies)
+        raise decoder_failure(path, "the reader", err) from err
     raise ImageReadError(
         path,
         f"not an image this toolkit reads (extension {path.suffix or 'none'}, not DICOM by content)",

@@ -8,8 +8,12 @@ DICOM, in order:
 3. Else ``ImagerPixelSpacing`` as is, with the note "detector plane, not corrected for magnification".
 4. Else None (source ``"none"``).
 A degenerate value (zero, negative, NaN, not two numbers) is never used: it is skipped and the note says so.
+Nor is an implausible one: a radiograph's pixels are :data:`MIN_SPACING_MM` to :data:`MAX_SPACING_MM` (0.001-10 mm)
+wide; a spacing outside that (1e-30 from a broken export, 50 from a unit mix-up) is skipped the same way, and a
+magnification factor that would give one is not applied.
 
-ITK formats (MHA/MHD, NRRD, NIfTI): the header spacing, given by ITK as (x, y) and returned as (row, col).
+ITK formats (MHA/MHD, NRRD, NIfTI): the header spacing, given by ITK as (x, y) and returned as (row, col), under the
+same degenerate / implausible rule.
 Plain rasters (PNG, JPEG, BMP, TIFF): None.
 """
 
@@ -20,6 +24,8 @@ from collections.abc import Sequence
 from typing import Any
 
 Spacing = tuple[float, float]
+MIN_SPACING_MM = 1e-3
+MAX_SPACING_MM = 10.0
 
 
 def _pair(value: Any) -> Spacing | None:
@@ -35,6 +41,17 @@ def _pair(value: Any) -> Spacing | None:
     return values[0], values[1]
 
 
+def _plausible(pair: Spacing) -> bool:
+    return all(MIN_SPACING_MM <= v <= MAX_SPACING_MM for v in pair)
+
+
+def _implausible_note(what: str, outcome: str = "and was not used") -> str:
+    return (
+        f"{what} mm is implausible for a radiograph (outside {MIN_SPACING_MM:g}-{MAX_SPACING_MM:g} mm per pixel)"
+        f"{'' if outcome.startswith(':') else ' '}{outcome}"
+    )
+
+
 def _fmt(value: Any) -> str:
     if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
         return "\\".join(str(v) for v in value)
@@ -45,7 +62,7 @@ def _shared_pixel_spacing(ds: Any) -> Any:
     """PixelSpacing from SharedFunctionalGroupsSequence > PixelMeasuresSequence (enhanced objects), or None."""
     try:
         return ds.SharedFunctionalGroupsSequence[0].PixelMeasuresSequence[0].PixelSpacing
-    except (AttributeError, IndexError, KeyError):
+    except Exception:  # noqa: BLE001 - absent, or a malformed nested item pydicom cannot parse: not used either way
         return None
 
 
@@ -69,6 +86,9 @@ def dicom_spacing(ds: Any) -> tuple[Spacing | None, str, str | None]:
         if pair is None:
             notes.append(f"{source} {_fmt(raw)} is degenerate (zero, negative or not two numbers) and was not used")
             continue
+        if not _plausible(pair):
+            notes.append(_implausible_note(f"{source} {_fmt(raw)}"))
+            continue
         imager = _pair(ds.get("ImagerPixelSpacing"))
         if imager is not None and all(math.isclose(a, b) for a, b in zip(pair, imager, strict=True)):
             notes.append("PixelSpacing equals ImagerPixelSpacing: it may be the detector-plane spacing")
@@ -79,6 +99,8 @@ def dicom_spacing(ds: Any) -> tuple[Spacing | None, str, str | None]:
         imager = _pair(raw)
         if imager is None:
             notes.append(f"ImagerPixelSpacing {_fmt(raw)} is degenerate and was not used")
+        elif not _plausible(imager):
+            notes.append(_implausible_note(f"ImagerPixelSpacing {_fmt(raw)}"))
         else:
             factor = ds.get("EstimatedRadiographicMagnificationFactor")
             try:
@@ -87,9 +109,12 @@ def dicom_spacing(ds: Any) -> tuple[Spacing | None, str, str | None]:
                 factor_value = None
             if factor_value is not None and math.isfinite(factor_value) and factor_value > 0:
                 spacing = (imager[0] / factor_value, imager[1] / factor_value)
-                notes.append(f"ImagerPixelSpacing {_fmt(raw)} divided by the magnification factor {factor_value:g}")
-                return spacing, "ImagerPixelSpacing/EstimatedRadiographicMagnificationFactor", "; ".join(notes)
-            if factor is not None:
+                if _plausible(spacing):
+                    notes.append(f"ImagerPixelSpacing {_fmt(raw)} divided by the magnification factor {factor_value:g}")
+                    return spacing, "ImagerPixelSpacing/EstimatedRadiographicMagnificationFactor", "; ".join(notes)
+                what = f"ImagerPixelSpacing / EstimatedRadiographicMagnificationFactor {factor!s} = {_fmt(spacing)}"
+                notes.append(_implausible_note(what, ": the factor was not applied"))
+            elif factor is not None:
                 notes.append(f"EstimatedRadiographicMagnificationFactor {factor!s} is degenerate and was not used")
             notes.append("detector plane, not corrected for magnification")
             return imager, "ImagerPixelSpacing", "; ".join(notes)
@@ -110,6 +135,8 @@ def itk_spacing(spacing_xy: Sequence[float]) -> tuple[Spacing | None, str, str |
     pair = _pair((spacing_xy[1], spacing_xy[0]))
     if pair is None:
         return None, "none", f"ITK header spacing {tuple(spacing_xy)} is degenerate and was not used"
+    if not _plausible(pair):
+        return None, "none", _implausible_note(f"ITK header spacing {tuple(spacing_xy)}")
     note = None
     if pair == (1.0, 1.0):
         note = "spacing 1.0 x 1.0 is also what ITK reports when the header gives none: check it is real"
