@@ -121,11 +121,11 @@ class TimedEngine:
         self.device = getattr(engine, "device", "cpu")
         self.forward_s = self.decode_s = 0.0
 
-    def __call__(self, images):
+    def __call__(self, images, valid=None):
         t0 = time.perf_counter()
         maps = self.engine.heatmaps(images)
         t1 = time.perf_counter()
-        xy, peaks = self.codec.decode(maps)
+        xy, peaks = self.codec.decode(maps, valid)
         out = xy.cpu().numpy().astype(np.float64), peaks.cpu().numpy().astype(np.float64)
         self.forward_s += t1 - t0
         self.decode_s += time.perf_counter() - t1

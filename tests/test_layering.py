@@ -29,7 +29,8 @@ LEVELS = {
     "recipes": 8,
     "evaluation": 9,
     "inference": 10,
-    "cli": 11,
+    "detector": 11,
+    "cli": 12,
 }
 
 

@@ -61,8 +61,17 @@ def hardness_agreement(per_image: dict, hardness: dict[str, dict[str, float]]) -
             continue
         values = np.array([final[i] for i in images])
         hard = np.array([hardness[i]["hardness"] for i in images])
-        rho, p = spearmanr(values, hard)
-        entry = {"spearman_rho": float(rho), "p_value": float(p), "n_images": len(images), "factors": {}}
+        if np.ptp(values) == 0 or np.ptp(hard) == 0:  # a rank correlation is undefined (e.g. collapsed scores)
+            entry = {
+                "spearman_rho": None,
+                "p_value": None,
+                "n_images": len(images),
+                "factors": {},
+                "note": "constant " + ("scores" if np.ptp(values) == 0 else "hardness") + ": no correlation",
+            }
+        else:
+            rho, p = spearmanr(values, hard)
+            entry = {"spearman_rho": float(rho), "p_value": float(p), "n_images": len(images), "factors": {}}
         for factor in sorted(next(iter(hardness.values()))):
             if factor in ("hardness", "n_absent"):
                 continue

@@ -32,6 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="landmark-afl",
         description="Anatomical landmark detection on X-rays with Adversarial Focal Loss.",
     )
+    from landmark_afl import __version__
+
+    parser.add_argument("--version", action="version", version=f"landmark-afl {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(name).add_parser(sub)

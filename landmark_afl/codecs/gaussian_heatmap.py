@@ -119,11 +119,19 @@ class GaussianHeatmapCodec:
         maps = gy[..., :, None] * gx[..., None, :]
         return maps * present[..., None, None].to(maps.dtype)
 
-    def decode(self, heatmaps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def decode(
+        self, heatmaps: torch.Tensor, valid: torch.Tensor | np.ndarray | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Heatmaps [B, K, H, W] -> (landmarks [B, K, 2] in input pixels, peak response [B, K]).
 
         Every map gets a location (the argmax, refined); whether the landmark counts as detected is decided by
         comparing the peak with a threshold, outside the codec.
+
+        Args:
+            heatmaps: the maps.
+            valid: [B, 2] (rows, cols) of the input that hold the image (the letterbox pads the rest with zeros at
+                the bottom and right); the argmax, its refinement and the peak are then taken inside that region
+                only, so a landmark never lands in the padding, outside the image. None: the whole map.
         """
         if heatmaps.ndim != 4 or tuple(heatmaps.shape[-2:]) != self.heatmap_size:
             raise ValueError(
@@ -132,12 +140,22 @@ class GaussianHeatmapCodec:
             )
         maps = heatmaps.detach().float()
         b, k, h, w = maps.shape
+        rows, cols = h, w
+        if valid is not None:
+            valid = torch.as_tensor(valid, device=maps.device).reshape(b, 2).float()
+            # heatmap pixel j is centred on input pixel (j + 0.5) * stride - 0.5: inside while j < valid / stride
+            limit = torch.ceil(valid / self.stride - 1e-6).long().clamp(1)
+            rows, cols = limit[:, 0].clamp(max=h)[:, None], limit[:, 1].clamp(max=w)[:, None]  # [B, 1]
+            inside = (torch.arange(h, device=maps.device)[None, :, None] < rows[:, :, None]) & (
+                torch.arange(w, device=maps.device)[None, None, :] < cols[:, :, None]
+            )  # [B, H, W]
+            maps = maps.masked_fill(~inside[:, None], float("-inf"))
         flat = maps.reshape(b, k, h * w)
         peak, idx = flat.max(-1)
         row = torch.div(idx, w, rounding_mode="floor")
         col = idx - row * w
-        dx = _log_parabola_offset(flat, idx, col, w, step=1)
-        dy = _log_parabola_offset(flat, idx, row, h, step=w)
+        dx = _log_parabola_offset(flat, idx, col, cols, step=1)
+        dy = _log_parabola_offset(flat, idx, row, rows, step=w)
         u = col.float() + dx
         v = row.float() + dy
         xy = torch.stack([u, v], -1)
@@ -149,9 +167,12 @@ class GaussianHeatmapCodec:
 
 
 def _log_parabola_offset(
-    flat: torch.Tensor, idx: torch.Tensor, pos: torch.Tensor, size: int, step: int
+    flat: torch.Tensor, idx: torch.Tensor, pos: torch.Tensor, size: int | torch.Tensor, step: int
 ) -> torch.Tensor:
-    """Sub-pixel offset along one axis from the log of the argmax value and its two neighbours (0 on the border)."""
+    """Sub-pixel offset along one axis from the log of the argmax value and its two neighbours (0 on the border).
+
+    ``size``: the map's extent along the axis, or [B, 1] per-sample extents of the valid region.
+    """
     inside = (pos > 0) & (pos < size - 1)
     lo = torch.where(inside, idx - step, idx)
     hi = torch.where(inside, idx + step, idx)

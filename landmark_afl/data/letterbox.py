@@ -12,13 +12,21 @@ import cv2
 import numpy as np
 
 
+def letterbox_size(shape: tuple[int, int], size: tuple[int, int]) -> tuple[int, int]:
+    """(rows, cols) that an image of ``shape`` (h, w) fills inside the network input ``size`` (H, W); the rest is
+    padding."""
+    h, w = shape[:2]
+    out_h, out_w = size
+    factor = min(out_h / h, out_w / w)
+    return max(1, round(h * factor)), max(1, round(w * factor))
+
+
 def letterbox(image: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     """Resize ``image`` [h, w] to fit ``size`` (H, W) and pad it; returns (image [H, W] float32, scale (sx, sy))."""
     h, w = image.shape[:2]
     out_h, out_w = size
-    factor = min(out_h / h, out_w / w)
-    new_w, new_h = max(1, round(w * factor)), max(1, round(h * factor))
-    interp = cv2.INTER_AREA if factor < 1 else cv2.INTER_LINEAR
+    new_h, new_w = letterbox_size((h, w), size)
+    interp = cv2.INTER_AREA if min(out_h / h, out_w / w) < 1 else cv2.INTER_LINEAR
     resized = cv2.resize(np.ascontiguousarray(image, dtype=np.float32), (new_w, new_h), interpolation=interp)
     canvas = np.zeros((out_h, out_w), np.float32)
     canvas[:new_h, :new_w] = resized

@@ -16,7 +16,7 @@ from torch.utils.data import Dataset
 
 from landmark_afl.codecs import GaussianHeatmapCodec
 from landmark_afl.data.augment import Augmenter
-from landmark_afl.data.letterbox import letterbox, to_input_coords
+from landmark_afl.data.letterbox import letterbox, letterbox_size, to_input_coords
 
 
 def resolve_spacing(meta: dict, fallback: tuple[float, float] | None) -> tuple[np.ndarray, str]:
@@ -29,16 +29,23 @@ def resolve_spacing(meta: dict, fallback: tuple[float, float] | None) -> tuple[n
 
 
 class PreparedImage:
-    """One image after the deterministic steps: input-sized pixels and what maps results back to the original."""
+    """One image after the deterministic steps: input-sized pixels and what maps results back to the original.
 
-    __slots__ = ("image", "scale", "spacing", "spacing_source", "shape")
+    ``valid`` is the (rows, cols) of the input the image fills (the letterbox pads the rest): decoding keeps every
+    landmark inside it. None stands for the whole input.
+    """
 
-    def __init__(self, image: np.ndarray, scale: np.ndarray, spacing: np.ndarray, spacing_source: str, shape):
+    __slots__ = ("image", "scale", "spacing", "spacing_source", "shape", "valid")
+
+    def __init__(
+        self, image: np.ndarray, scale: np.ndarray, spacing: np.ndarray, spacing_source: str, shape, valid=None
+    ):
         self.image = image
         self.scale = scale
         self.spacing = spacing
         self.spacing_source = spacing_source
         self.shape = shape
+        self.valid = tuple(image.shape[-2:]) if valid is None else tuple(int(v) for v in valid)
 
 
 def prepare_image(
@@ -64,6 +71,7 @@ def prepare_image(
     pixels, meta = read_image(path, target_size=tuple(int(v) for v in input_size))
     processed = protocol(pixels, meta)
     image, scale = letterbox(processed, input_size)
+    valid = letterbox_size(processed.shape, input_size)
     spacing, source = resolve_spacing(meta, fallback_spacing)
     shape = tuple(pixels.shape)
     f = int(meta.get("decode_scale") or 1)
@@ -72,7 +80,7 @@ def prepare_image(
         if meta.get("spacing_mm") is not None:  # the decoded pixels' spacing; a fallback is already the original's
             spacing = spacing / f
         shape = tuple(int(v) for v in meta["original_shape"])
-    return PreparedImage(image, scale, spacing, source, shape)
+    return PreparedImage(image, scale, spacing, source, shape, valid)
 
 
 def _check_inside(dataset, key: str, shape: tuple[int, int]) -> None:
@@ -164,6 +172,7 @@ class LandmarkTrainingSet(Dataset):
             "target_xy": torch.from_numpy(target_xy.astype(np.float32)),
             "scale": torch.from_numpy(prep.scale.astype(np.float32)),
             "spacing": torch.from_numpy(prep.spacing.astype(np.float32)),
+            "valid": torch.tensor(prep.valid, dtype=torch.int64),
             "index": index,
             "image_id": self.images[index],
         }

@@ -111,6 +111,7 @@ def predict_images(
         batch = {
             "image": torch.from_numpy(np.stack([p.image for _, p in pending]))[:, None].to(device),
             "scale": torch.from_numpy(np.stack([p.scale for _, p in pending]).astype(np.float32)),
+            "valid": torch.tensor([p.valid for _, p in pending], dtype=torch.int64),
         }
         with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
             xy, peak = task.predict(batch)

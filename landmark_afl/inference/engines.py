@@ -51,8 +51,9 @@ class TorchEngine:
         with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
             return self.task.heatmaps(images).float()
 
-    def __call__(self, images: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-        xy, peaks = self.codec.decode(self.heatmaps(images))
+    def __call__(self, images: torch.Tensor, valid=None) -> tuple[np.ndarray, np.ndarray]:
+        """Landmarks [B, K, 2] (input pixels) and peaks [B, K]; ``valid`` [B, 2]: the unpadded (rows, cols)."""
+        xy, peaks = self.codec.decode(self.heatmaps(images), valid)
         return xy.cpu().numpy().astype(np.float64), peaks.cpu().numpy().astype(np.float64)
 
 
@@ -94,8 +95,9 @@ class OnnxEngine:
         array = np.ascontiguousarray(images.detach().cpu().numpy(), dtype=np.float32)
         return torch.from_numpy(self.session.run(None, {self.input_name: array})[0])
 
-    def __call__(self, images: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-        xy, peaks = self.codec.decode(self.heatmaps(images))
+    def __call__(self, images: torch.Tensor, valid=None) -> tuple[np.ndarray, np.ndarray]:
+        """Landmarks [B, K, 2] (input pixels) and peaks [B, K]; ``valid`` [B, 2]: the unpadded (rows, cols)."""
+        xy, peaks = self.codec.decode(self.heatmaps(images), valid)
         return xy.numpy().astype(np.float64), peaks.numpy().astype(np.float64)
 
 

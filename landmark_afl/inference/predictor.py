@@ -234,7 +234,7 @@ def run_predict(
     with _Progress(console, options.progress and ctx.is_main, len(mine)) as advance:
         for batch in loader:
             if batch["images"] is not None:
-                xy_input, peaks = engine(batch["images"])
+                xy_input, peaks = engine(batch["images"], batch["valid"])
             j = 0
             for record in batch["records"]:
                 if not record["ok"]:

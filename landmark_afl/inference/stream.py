@@ -81,18 +81,25 @@ class InferenceSet(Dataset):
             spacing=np.asarray(prep.spacing, np.float64),
             spacing_source=source,
             shape=tuple(int(s) for s in prep.shape),
+            valid=tuple(int(v) for v in prep.valid),
             header=fields,
         )
         return record
 
 
 def collate_records(items: list[dict]) -> dict:
-    """Batch of records: ``images`` [n_ok, 1, H, W] (the good items, in order) and ``records`` (all, pixels removed).
+    """Batch of records: ``images`` [n_ok, 1, H, W] (the good items, in order), their ``valid`` [n_ok, 2] (unpadded
+    rows, cols) and ``records`` (all, pixels removed).
 
     ``images`` is None when no item of the batch could be read.
     """
     images = [item.pop("image") for item in items if item["ok"]]
-    return {"images": torch.stack(images) if images else None, "records": items}
+    valid = [item["valid"] for item in items if item["ok"]]
+    return {
+        "images": torch.stack(images) if images else None,
+        "valid": torch.tensor(valid, dtype=torch.int64) if valid else None,
+        "records": items,
+    }
 
 
 def _worker_init(_: int) -> None:

@@ -9,7 +9,6 @@ aliases of the nested keys for this release, with a notice.
 from __future__ import annotations
 
 import math
-
 from dataclasses import dataclass, fields
 from pathlib import Path
 

@@ -129,7 +129,7 @@ class LandmarkTask(TrainTask):
     @torch.no_grad()
     def predict(self, batch: dict) -> tuple[np.ndarray, np.ndarray]:
         """Decoded landmarks [B, K, 2] in original image pixels and peak responses [B, K]."""
-        xy, peaks = self.codec.decode(self.heatmaps(batch["image"]))
+        xy, peaks = self.codec.decode(self.heatmaps(batch["image"]), batch.get("valid"))
         scale = batch["scale"].cpu().numpy()[:, None, :]
         return to_image_coords(xy.cpu().numpy(), scale), peaks.cpu().numpy()
 

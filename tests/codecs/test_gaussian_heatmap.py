@@ -119,3 +119,25 @@ def test_support_radius():
     assert (xs.float() - 15.3).abs().max() <= r and (ys.float() - 16.8).abs().max() <= r
     with pytest.raises(ValueError, match="threshold"):
         codec.support_radius(0.0)
+
+
+def test_decode_keeps_landmarks_inside_the_unpadded_region():
+    from landmark_afl.data.letterbox import letterbox, letterbox_size
+
+    codec = GaussianHeatmapCodec((64, 64), sigma=2.0)
+    # a non-square image letterboxed into 64 x 64: it fills 64 rows x 40 columns, columns 40-63 are padding
+    image = np.zeros((96, 60), np.float32)
+    _, scale = letterbox(image, (64, 64))
+    valid = letterbox_size(image.shape, (64, 64))
+    assert valid == (64, 40)
+    # landmark 0 has its strongest response in the padding, a weaker one near the right border of the image;
+    # landmark 1 is well inside and must not move
+    maps = codec.encode(torch.tensor([[[50.0, 20.0], [10.0, 30.0]]]))
+    maps[0, 0] = 0.9 * maps[0, 0] + codec.encode(torch.tensor([[[38.6, 20.0]]]))[0, 0] * 0.5
+    unrestricted, _ = codec.decode(maps)
+    assert unrestricted[0, 0, 0] > 39.5  # in the padding: outside the image
+    xy, peak = codec.decode(maps, torch.tensor([valid]))
+    assert -0.5 <= xy[0, 0, 0] <= valid[1] - 0.5 and abs(xy[0, 0, 0] - 38.6) < 1.0
+    assert torch.allclose(xy[0, 1], unrestricted[0, 1]) and peak[0, 0] < 0.9
+    back = (xy[0, :, 0].numpy() + 0.5) / scale[0] - 0.5  # to the stored image's columns
+    assert (back <= image.shape[1] - 0.5).all()
