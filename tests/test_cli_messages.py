@@ -142,3 +142,56 @@ def test_predict_refuses_an_absurd_spacing(run_and_image, tmp_path, capsys, spac
     _, run, image = run_and_image
     assert main(["predict", str(run), str(image), "--out", str(tmp_path / "o"), "--spacing", *spacing]) == 2
     assert "--spacing takes one or two pixel sizes in mm" in _err(capsys)
+
+
+def test_a_foreign_pickle_is_refused_without_advising_to_unpickle_it(run_and_image, tmp_path, capsys):
+    import pickle
+
+    _, _, image = run_and_image
+
+    class Evil:
+        def __reduce__(self):
+            return (print, ("this must never run",))
+
+    evil = tmp_path / "evil.pt"
+    evil.write_bytes(pickle.dumps(Evil()))
+    assert main(["predict", str(evil), str(image), "--out", str(tmp_path / "o"), "--no-progress"]) == 2
+    captured = capsys.readouterr()
+    err = " ".join(captured.err.split())
+    assert "could not be read (it holds Python objects" in err and "weights_only" not in err
+    assert "this must never run" not in captured.out + captured.err
+
+
+def test_a_run_without_a_finished_epoch_gives_one_way_out_not_a_circle(tmp_path, capsys):
+    from landmark_afl.data.phantom import generate_phantom
+
+    data = generate_phantom(tmp_path / "ph", n=6, seed=3, size=96)
+    half = tmp_path / "half"
+    half.mkdir()
+    (half / "config.yaml").write_text("seed: 0\n")  # killed before its first epoch ended
+    assert main(["train", "--resume", str(half)]) == 2
+    assert f"train --out {half} --force" in _err(capsys)
+    assert main(["train", "--data", str(data), "--out", str(half)]) == 2
+    assert "has no finished epoch to resume, so start it again with --force" in _err(capsys)
+
+
+def test_a_training_that_fails_before_its_first_epoch_leaves_no_run_folder(tmp_path, capsys):
+    from landmark_afl.data.phantom import generate_phantom
+
+    data = generate_phantom(tmp_path / "ph", n=6, seed=3, size=96)
+    for image in (data / "images").iterdir():
+        image.write_bytes(image.read_bytes()[:2000])  # header only
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(data), "--out", str(run), "input_size=[64,64]", "--epochs", "1"]) == 2
+    assert "holds no pixel data" in _err(capsys)
+    assert not run.exists()
+
+
+def test_data_check_names_a_landmarks_csv_that_is_not_utf8(tmp_path, capsys):
+    from landmark_afl.data.phantom import generate_phantom
+
+    data = generate_phantom(tmp_path / "ph", n=4, seed=3, size=96)
+    (data / "landmarks.csv").write_bytes(b"image,landmark,x,y\nphantom_0000.dcm,caf\xe9,1,2\n")
+    assert main(["data", "check", str(data)]) == 1
+    out = " ".join(capsys.readouterr().out.split())
+    assert "landmarks.csv" in out and "is not UTF-8 text (byte 0xe9); save it as UTF-8" in out

@@ -264,6 +264,13 @@ def _parse_csv(
         problems.append(Problem(where, None, f"missing: write a CSV with the header {','.join(CSV_COLUMNS)}"))
         return coords, seen
     index = {n: i for i, n in enumerate(names)}
+    try:
+        path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = path.read_bytes()[: err.start].count(b"\n") + 1
+        problems.append(Problem(where, line, f"is not UTF-8 text (byte 0x{path.read_bytes()[err.start]:02x}); save "
+                                             "it as UTF-8 (e.g. iconv -f latin1 -t utf-8)"))  # fmt: skip
+        return coords, seen
     with path.open(newline="", encoding="utf-8-sig") as fh:
         reader = csv.reader(fh)
         header = next(reader, None)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import warnings
 from pathlib import Path
 
 import torch
@@ -54,9 +55,21 @@ def load_checkpoint(path: Path, map_location="cpu") -> dict:
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist; is this a run folder made by landmark-afl train?")
     try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():  # torch's notes on foreign pickles; the error below says what matters
+            warnings.simplefilter("ignore", UserWarning)
+            state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # noqa: BLE001 - torch raises many types for a damaged file
-        raise CheckpointError(f"checkpoint {path} could not be read ({err}); it may be truncated or not ours") from err
+        detail = str(err).split("\n")
+        # torch's own text for a refused pickle advises weights_only=False: never advise unpickling a foreign file
+        reason = next((line.strip() for line in detail if "WeightsUnpickler error" in line), None)
+        if reason is not None or "weights_only" in str(err):
+            why = "it holds Python objects other than tensors and plain values, which are never unpickled here"
+        else:
+            why = " ".join(str(err).split())[:300]
+        raise CheckpointError(
+            f"checkpoint {path} could not be read ({why}); it is damaged, truncated or was not written by "
+            "landmark-afl train - use a checkpoint of a landmark-afl run"
+        ) from err
     if not isinstance(state, dict) or state.get("version") != CHECKPOINT_VERSION:
         raise CheckpointError(f"{path} is not a landmark-afl checkpoint of version {CHECKPOINT_VERSION}")
     return state

@@ -47,10 +47,11 @@ def prepare_run_dir(run_dir: Path, force: bool = False) -> Path:
     run_dir = Path(run_dir)
     if run_dir.exists() and any(run_dir.iterdir()):
         if not force:
-            raise FileExistsError(
-                f"run folder {run_dir} exists and is not empty; use --resume {run_dir}, another --out, "
-                "or --force to replace it"
-            )
+            if (run_dir / "checkpoints" / "last.pt").is_file():
+                hint = f"use --resume {run_dir} to continue it, another --out, or --force to replace it"
+            else:  # stopped before its first epoch ended: nothing to resume
+                hint = "it has no finished epoch to resume, so start it again with --force (or choose another --out)"
+            raise FileExistsError(f"run folder {run_dir} exists and is not empty; {hint}")
         if not (run_dir / "config.yaml").is_file():
             raise FileExistsError(
                 f"--force refuses to delete {run_dir}: it has no config.yaml, so it is not a run folder"
@@ -96,6 +97,11 @@ def train_recipe(recipe: Recipe, cfg, run_dir: Path, resume: bool = False, conso
     )  # fmt: skip
     if resume:
         last = run_dir / "checkpoints" / "last.pt"
+        if not last.is_file() and (run_dir / "config.yaml").is_file():
+            raise CheckpointError(
+                f"--resume {run_dir}: the run has no finished epoch yet ({last} is missing), so there is nothing to "
+                f"resume; start it again: landmark-afl train --out {run_dir} --force (with its settings)"
+            )
         state = load_checkpoint(last)
         trained_as = state.get("recipe", "landmarks")
         if trained_as != recipe.name:
@@ -107,6 +113,7 @@ def train_recipe(recipe: Recipe, cfg, run_dir: Path, resume: bool = False, conso
             for path in remove_stale_temporaries(run_dir):
                 console.log(f"removed {path}, left by a save that was interrupted")
         console.log(f"resuming {run_dir} after epoch {trainer.epoch} (step {trainer.step}) to epoch {cfg.optim.epochs}")
+    created = not run_dir.exists()
     if dist.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         write_atomic(run_dir / "config.yaml", yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
@@ -119,10 +126,28 @@ def train_recipe(recipe: Recipe, cfg, run_dir: Path, resume: bool = False, conso
             f"data-parallel over {dist.world} processes ({dist.backend}): batch_size {cfg.batch_size} per process, "
             f"effective batch {cfg.batch_size * dist.world}, lr {lr:g} ({scaling})"
         )
-    trainer.fit(console)
+    try:
+        trainer.fit(console)
+    except BaseException:
+        if dist.is_main and not resume and not (run_dir / "checkpoints" / "last.pt").is_file():
+            _remove_unfinished(run_dir, created)  # nothing to resume: do not leave a run folder that looks like one
+            console.log(f"no epoch finished: {run_dir} {'removed' if created else 'emptied'}")
+        raise
     if recipe.after_fit is not None and dist.is_main:
         recipe.after_fit(run_dir, training)
     return trainer.best_metrics or {}
+
+
+def _remove_unfinished(run_dir: Path, created: bool) -> None:
+    """Delete what a run that stopped before its first epoch wrote (the folder itself when this run made it)."""
+    if created:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        return
+    for path in [run_dir / "config.yaml", run_dir / "checkpoints", *run_dir.glob("events.out.tfevents.*")]:
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        elif path.exists():
+            path.unlink()
 
 
 def train_to_epochs(recipe: Recipe, cfg, run_dir: Path, console=None) -> bool:
