@@ -12,8 +12,36 @@ DICOM_EXTENSIONS = (".dcm", ".dicom", ".dic")
 _NOT_IMAGES = {".raw", ".zraw", ".txt", ".csv", ".json", ".yaml", ".yml", ".md", ".py", ".xml", ".html", ".pdf"}
 
 
+# raster formats recognised by their first bytes, for files whose name says nothing (a JPEG saved as "IMG0001")
+_MAGIC = (
+    (b"\x89PNG\r\n\x1a\n", "png"),
+    (b"\xff\xd8\xff", "jpeg"),
+    (b"II*\x00", "tiff"),
+    (b"MM\x00*", "tiff"),
+    (b"BM", "bmp"),
+    (b"\x00\x00\x00\x0cjP  \r\n\x87\n", "jpeg2000"),
+    (b"\xff\x4f\xff\x51", "jpeg2000"),
+)
+
+
+def sniff_raster_format(path: str | Path) -> str | None:
+    """The raster format of a file from its first bytes ("png", "jpeg", "tiff", "bmp", "jpeg2000"), or None."""
+    try:
+        with Path(path).open("rb") as f:
+            head = f.read(132)
+    except OSError:
+        return None
+    if head[128:132] == b"DICM":  # a DICOM preamble may itself hold a TIFF header (dual-format files): DICOM wins
+        return None
+    return next((fmt for magic, fmt in _MAGIC if head.startswith(magic)), None)
+
+
 def image_format(path: str | Path) -> str | None:
-    """Format name from the file name ("png", "jpeg", "mha", "nifti", "dicom", ...), or None when not known."""
+    """Format name from the file name ("png", "jpeg", "mha", "nifti", "dicom", ...), or None when not known.
+
+    A file without an extension is recognised by its first bytes when it is a raster image (PNG, JPEG, TIFF, BMP,
+    JPEG 2000); DICOM without an extension is found by :func:`is_dicom`.
+    """
     name = Path(path).name.lower()
     if name.endswith(".nii.gz"):
         return "nifti"
@@ -24,6 +52,8 @@ def image_format(path: str | Path) -> str | None:
         return ITK_FORMATS[suffix]
     if suffix in DICOM_EXTENSIONS:
         return "dicom"
+    if not suffix:
+        return sniff_raster_format(path)
     return None
 
 

@@ -37,3 +37,21 @@ def test_is_dicom(tmp_path):
     assert not is_dicom(png)
     assert not is_dicom(tmp_path / "missing")
     assert is_dicom(write_dicom(tmp_path / "raw", np.zeros((2, 2), np.uint16), preamble=False))
+
+
+def test_raster_images_without_an_extension_are_found_and_read(tmp_path):
+    import cv2
+    import numpy as np
+
+    from landmark_afl.io import find_images, read_image
+
+    pixels = (np.random.default_rng(0).random((40, 30)) * 255).astype(np.uint8)
+    for name, ext in (("IMG0001", ".jpg"), ("IMG0002", ".png"), ("IMG0003", ".tif")):
+        ok, data = cv2.imencode(ext, pixels)
+        (tmp_path / name).write_bytes(data.tobytes())
+    (tmp_path / "README").write_text("not an image")
+    found = find_images(tmp_path)
+    assert [p.name for p in found] == ["IMG0001", "IMG0002", "IMG0003"]
+    for path in found:
+        image, meta = read_image(path)
+        assert image.shape == (40, 30) and meta["format"] in ("jpeg", "png", "tiff")
