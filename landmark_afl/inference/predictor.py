@@ -162,7 +162,8 @@ def job_settings(run, protocol_name: str, threshold: float, keep_phi: bool, engi
     """The settings that must not change between a run into OUT and its resumption.
 
     ``engine`` adds its name and precision (an fp32 and a bf16 pass differ in the last digits), and
-    ``fallback_spacing`` the ``--spacing`` (rows with and without mm must not mix in one results.csv).
+    ``fallback_spacing`` the ``--spacing`` (rows with and without mm must not mix in one results.csv), and
+    ``overlays`` whether every image gets an overlay PNG.
     """
     digest = hashlib.sha256()
     with Path(run.checkpoint).open("rb") as f:
@@ -178,6 +179,7 @@ def job_settings(run, protocol_name: str, threshold: float, keep_phi: bool, engi
         "keep_phi": keep_phi,
         **({} if engine is None else {"engine": engine.name, "precision": engine.precision}),
         "fallback_spacing": None if fallback_spacing is None else [float(v) for v in fallback_spacing],
+        **({} if overlays is None else {"overlays": bool(overlays)}),
     }
 
 
@@ -217,7 +219,9 @@ def run_predict(
     header = result_columns(landmarks, options.keep_phi)
     if ctx.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
-        settings = job_settings(run, protocol.name, threshold, options.keep_phi, engine, options.fallback_spacing)
+        settings = job_settings(
+            run, protocol.name, threshold, options.keep_phi, engine, options.fallback_spacing, options.overlays
+        )
         check_settings(out_dir, settings)
         finalize(out_dir, header)  # rows left in part files by a killed torchrun job
     ctx.barrier()

@@ -153,6 +153,7 @@ def test_precision_and_spacing_cannot_change_between_resumes_of_one_out(real, tm
     assert main([*base, "--amp", "bf16"]) == 2  # rows in fp32 and bf16 must not mix
     assert "precision: 'fp32' -> 'bf16 autocast" in " ".join(capsys.readouterr().err.split())
     assert main([*base, "--amp", "off", "--spacing", "0.1"]) == 2  # nor rows with and without --spacing
+    assert main([*base, "--amp", "off", "--overlays"]) == 2  # nor images with and without overlays
     assert main([*base, "--amp", "off"]) == 0  # the same settings resume
 
 
