@@ -158,7 +158,15 @@ def check_settings(out_dir: Path, settings: dict) -> None:
     tmp.replace(path)
 
 
-def job_settings(run, protocol_name: str, threshold: float, keep_phi: bool, engine=None, fallback_spacing=None) -> dict:
+def job_settings(
+    run,
+    protocol_name: str,
+    threshold: float,
+    keep_phi: bool,
+    engine=None,
+    fallback_spacing=None,
+    overlays: bool | None = None,
+) -> dict:
     """The settings that must not change between a run into OUT and its resumption.
 
     ``engine`` adds its name and precision (an fp32 and a bf16 pass differ in the last digits), and
