@@ -5,7 +5,8 @@ Setting (state it with the figures): a randomly initialised FPN (the run's encod
 not change the cost) at ``--size`` px input; synthetic 16-bit PNG radiograph-like images already at that size, so the
 letterbox resize is trivial and compute dominates; the run's protocol ("high"). Forward rate = ``engine.heatmaps`` on
 a ready [B, 1, S, S] tensor (median of repeats); end-to-end = images / seconds of the predict loop (DataLoader workers
-reading + preprocessing, forward, decode, CSV/JSONL rows and fsync), over the same batch size. Peak RSS: the predict
+reading + preprocessing, forward, decode, CSV/JSONL rows and fsync), over the same batch size, with
+OMP_WAIT_POLICY=PASSIVE as ``landmark-afl predict`` sets it (unless already set). Peak RSS: the predict
 command in a subprocess over 100 and 2000 images (64 px files, 64 px input), main process and largest worker. The
 input files are generated once into a temporary folder. Prints a table and writes JSON.
 """
@@ -23,14 +24,16 @@ import tempfile
 import time
 from pathlib import Path
 
-import cv2
-import numpy as np
-import torch
-import yaml
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch starts its threads, as `landmark-afl predict`
 
-from landmark_afl.engine.checkpoint import save_checkpoint
-from landmark_afl.engine.config import config_to_dict, update_config
-from landmark_afl.recipes.landmarks import LandmarkConfig, build_task, load_trained_run
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import yaml  # noqa: E402
+
+from landmark_afl.engine.checkpoint import save_checkpoint  # noqa: E402
+from landmark_afl.engine.config import config_to_dict, update_config  # noqa: E402
+from landmark_afl.recipes.landmarks import LandmarkConfig, build_task, load_trained_run  # noqa: E402
 
 LANDMARKS = [f"l{i:02d}" for i in range(19)]
 

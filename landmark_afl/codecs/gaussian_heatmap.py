@@ -141,19 +141,22 @@ class GaussianHeatmapCodec:
         maps = heatmaps.detach().float()
         b, k, h, w = maps.shape
         rows, cols = h, w
-        if valid is not None:
+        if valid is None:
+            peak, row, col = _argmax_2d(maps)
+        else:
             valid = torch.as_tensor(valid, device=maps.device).reshape(b, 2).float()
             # heatmap pixel j is centred on input pixel (j + 0.5) * stride - 0.5: inside while j < valid / stride
             limit = torch.ceil(valid / self.stride - 1e-6).long().clamp(1)
-            rows, cols = limit[:, 0].clamp(max=h)[:, None], limit[:, 1].clamp(max=w)[:, None]  # [B, 1]
-            inside = (torch.arange(h, device=maps.device)[None, :, None] < rows[:, :, None]) & (
-                torch.arange(w, device=maps.device)[None, None, :] < cols[:, :, None]
-            )  # [B, H, W]
-            maps = maps.masked_fill(~inside[:, None], float("-inf"))
+            limit = torch.stack([limit[:, 0].clamp(max=h), limit[:, 1].clamp(max=w)], 1)
+            rows, cols = limit[:, :1], limit[:, 1:]  # [B, 1] each
+            sizes = [tuple(x) for x in limit.tolist()]
+            if len(set(sizes)) == 1:  # the usual batch: images of one size, one view, no copy
+                peak, row, col = _argmax_2d(maps[:, :, : sizes[0][0], : sizes[0][1]])
+            else:
+                parts = [_argmax_2d(maps[i : i + 1, :, :r, :c]) for i, (r, c) in enumerate(sizes)]
+                peak, row, col = (torch.cat(x) for x in zip(*parts, strict=True))
         flat = maps.reshape(b, k, h * w)
-        peak, idx = flat.max(-1)
-        row = torch.div(idx, w, rounding_mode="floor")
-        col = idx - row * w
+        idx = row * w + col
         dx = _log_parabola_offset(flat, idx, col, cols, step=1)
         dy = _log_parabola_offset(flat, idx, row, rows, step=w)
         u = col.float() + dx
@@ -164,6 +167,15 @@ class GaussianHeatmapCodec:
 
     def __repr__(self) -> str:
         return f"GaussianHeatmapCodec(input_size={self.input_size}, sigma={self.sigma}, stride={self.stride})"
+
+
+def _argmax_2d(maps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(peak, row, col) [B, K] of maps [B, K, H, W] (a view is fine: nothing is copied): the first maximum in
+    row-major order, as a flat argmax would give."""
+    row_max, col_of_row = maps.max(-1)  # [B, K, H]
+    peak, row = row_max.max(-1)  # [B, K]
+    col = col_of_row.gather(-1, row[..., None]).squeeze(-1)
+    return peak, row, col
 
 
 def _log_parabola_offset(

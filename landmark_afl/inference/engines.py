@@ -82,6 +82,9 @@ class OnnxEngine:
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads
+        # idle intra-op threads sleep instead of spinning, leaving the cycles to the reader processes (as
+        # OMP_WAIT_POLICY=PASSIVE does for torch in ``predict``)
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         providers = ["CPUExecutionProvider"]
         if torch.device(device).type == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers():
             providers.insert(0, "CUDAExecutionProvider")

@@ -9,6 +9,7 @@ them in index order whatever the number of workers).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -106,6 +107,12 @@ def _worker_init(_: int) -> None:
     # One torch thread per worker: the workers together, not each of them, should fill the cores. OpenCV's thread
     # count is left alone: cv2.setNumThreads in a forked child deadlocks when the parent had used OpenCV's pool.
     torch.set_num_threads(1)
+    # Readers at the lowest CPU priority: they run in the cycles the network leaves idle (with the network's idle
+    # threads sleeping, OMP_WAIT_POLICY=PASSIVE, which ``landmark-afl predict`` sets) instead of preempting its
+    # threads. Measured on 2 cores, batch 8, 256 px: predict at 0.93 of the pure forward rate, against 0.84 with
+    # readers at normal priority and spinning threads, and 0.89 reading in the main process.
+    if hasattr(os, "nice"):
+        os.nice(19)
 
 
 def make_loader(dataset: InferenceSet, batch_size: int, workers: int, pin_memory: bool = False) -> DataLoader:
