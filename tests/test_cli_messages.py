@@ -195,3 +195,19 @@ def test_data_check_names_a_landmarks_csv_that_is_not_utf8(tmp_path, capsys):
     assert main(["data", "check", str(data)]) == 1
     out = " ".join(capsys.readouterr().out.split())
     assert "landmarks.csv" in out and "is not UTF-8 text (byte 0xe9); save it as UTF-8" in out
+
+
+def test_training_on_a_set_without_val_says_how_to_make_one_and_never_suggests_test(tmp_path, capsys):
+    import yaml
+
+    from landmark_afl.data.phantom import generate_phantom
+
+    data = generate_phantom(tmp_path / "ph", n=8, seed=3, size=96)
+    doc = yaml.safe_load((data / "dataset.yaml").read_text())
+    doc["splits"]["train"] += doc["splits"]["val"]
+    doc["splits"]["val"] = []
+    (data / "dataset.yaml").write_text(yaml.safe_dump(doc))
+    assert main(["train", "--data", str(data), "--out", str(tmp_path / "run"), "input_size=[64,64]"]) == 2
+    err = _err(capsys)
+    assert "split 'val' of" in err and "is empty, and training chooses its checkpoints on it" in err
+    assert "--val N" in err and "Never validate on the test split" in err and "val_split=test" not in err

@@ -40,7 +40,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     isbi.add_argument("src", type=Path)
     isbi.add_argument("dst", type=Path)
     isbi.add_argument("--reference", choices=("mean", "senior", "junior"), default="mean")
-    isbi.add_argument("--val", type=int, default=0, help="move the last N TrainingData images to val (default 0)")
+    isbi.add_argument("--val", type=int, default=None, metavar="N",
+                      help="move the last N TrainingData images (by id) to val, where checkpoints are chosen "
+                      "(default: 10 %%, 15 of 150; 0: no val split)")  # fmt: skip
     isbi.add_argument("--limit", type=int, default=None, help="convert only the first N images of each folder")
     isbi.add_argument("--force", action="store_true", help="replace a non-empty output folder")
     isbi.set_defaults(func=run_convert)
@@ -48,6 +50,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     hand.add_argument("src", type=Path)
     hand.add_argument("dst", type=Path)
     hand.add_argument("--cv-set", type=int, default=1, help="setup/cv_reduced/setN fold for the splits")
+    hand.add_argument(
+        "--val",
+        type=int,
+        default=None,
+        metavar="N",
+        help="move the last N training images of the fold (by id) to val (default: 10 %%; 0: none)",
+    )
     hand.add_argument("--force", action="store_true", help="replace a non-empty output folder")
     hand.set_defaults(func=run_convert)
 
@@ -175,7 +184,7 @@ def run_convert(args: argparse.Namespace) -> int:
                 args.src, args.dst, reference=args.reference, force=args.force, val_count=args.val, limit=args.limit
             )
         else:
-            report = convert_hand_atlas(args.src, args.dst, force=args.force, cv_set=args.cv_set)
+            report = convert_hand_atlas(args.src, args.dst, force=args.force, cv_set=args.cv_set, val_count=args.val)
     except DatasetError as err:
         print(f"landmark-afl data convert {args.format}: {err}", file=sys.stderr)
         return 1

@@ -111,4 +111,17 @@ def check_dataset(
             progress(i + 1, len(ds.images))
     if summary.n_present == 0 and ds.images:
         problems.append(Problem(csv_path, None, "no landmark coordinates at all; fill landmarks.csv"))
+    yaml_path = str(Path(root) / "dataset.yaml")
+    for name, role in (("train", "trains on"), ("val", "chooses its checkpoints on")):
+        if ds.images and not ds.split(name):
+            problems.append(
+                Problem(
+                    yaml_path,
+                    None,
+                    f"split {name!r} is empty, and `landmark-afl train` {role} it (train_split={name} / "
+                    f"val_split={name} by default); list images under '{name}' (for val: a few training images, "
+                    "never test ones), or convert again (converters make a 10 % val split by default)",
+                    severity="warning",
+                )
+            )
     return problems

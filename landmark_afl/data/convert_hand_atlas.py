@@ -10,7 +10,8 @@ The CSV covers the whole atlas (hundreds of ids) while a copy may hold only some
 absent are skipped and counted, images without a row are skipped and listed. The pixel spacing stays in each MHA
 header (read by :func:`landmark_afl.io.read_image`); it is checked here with SimpleITK's header reader and no
 fallback is written to dataset.yaml. Splits come from ``setup/cv_reduced/set{cv_set}`` when present (train, test;
-val empty), otherwise dataset.yaml has none and the loader's fallback applies. Images are hard-linked into
+val = the last ``val_count`` training images by id, default 10 %, which train then leaves out), otherwise
+dataset.yaml has none and the loader's fallback applies. Images are hard-linked into
 ``DST/images`` when possible, copied otherwise.
 
 The landmark names are ``hand_01`` ... ``hand_37`` in the order of the setup CSV (Payer et al. 2019 do not name
@@ -25,7 +26,13 @@ from pathlib import Path
 import numpy as np
 
 from landmark_afl.data.dataset import IMAGES_DIR, DatasetError
-from landmark_afl.data.writer import ConvertReport, link_or_copy, prepare_output, write_dataset_files
+from landmark_afl.data.writer import (
+    ConvertReport,
+    default_val_count,
+    link_or_copy,
+    prepare_output,
+    write_dataset_files,
+)
 
 N_LANDMARKS = 37
 LANDMARKS = tuple(f"hand_{i:02d}" for i in range(1, N_LANDMARKS + 1))
@@ -74,7 +81,9 @@ def _read_ids(path: Path) -> list[str]:
     return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def convert_hand_atlas(src: str | Path, dst: str | Path, force: bool = False, cv_set: int = 1) -> ConvertReport:
+def convert_hand_atlas(
+    src: str | Path, dst: str | Path, force: bool = False, cv_set: int = 1, val_count: int | None = None
+) -> ConvertReport:
     """Convert a hand_xray folder ``src`` (images/*.mha, setup/all.csv) into a data set at ``dst``.
 
     Args:
@@ -104,6 +113,12 @@ def convert_hand_atlas(src: str | Path, dst: str | Path, force: bool = False, cv
         for name in ("train", "test"):
             if (fold / f"{name}.txt").is_file():
                 splits[name] = [f"{i}.mha" for i in _read_ids(fold / f"{name}.txt") if f"{i}.mha" in coords]
+        train = sorted(splits["train"])
+        n_val = default_val_count(len(train)) if val_count is None else val_count
+        if n_val < 0 or (n_val and n_val >= len(train)):
+            raise DatasetError(f"--val {n_val} must be in [0, {max(len(train) - 1, 0)}] (the fold's training images)")
+        splits["val"] = train[len(train) - n_val :] if n_val else []
+        splits["train"] = train[: len(train) - n_val]
     dst = prepare_output(dst, force)
     for key in spacings:
         report.transfer[link_or_copy(images[key], dst / IMAGES_DIR / f"{key}.mha")] += 1

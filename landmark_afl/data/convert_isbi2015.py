@@ -11,8 +11,8 @@ Source layout (the official release)::
 Output: ``DST/images/NNN.ext`` (hard links when SRC and DST share a file system, copies otherwise),
 ``landmarks.csv`` with the chosen reference (default: the mean of the senior and junior annotations),
 ``dataset.yaml`` with the 19 landmark names, ``spacing_mm: [0.1, 0.1]`` (the images carry none) and the official
-splits: train = TrainingData, test = Test1Data, test2 = Test2Data. ``val`` is empty unless ``val_count`` > 0, in
-which case it is the last ``val_count`` TrainingData images (by id) and train keeps the others.
+splits: train = TrainingData, test = Test1Data, test2 = Test2Data, and val = the last ``val_count`` TrainingData
+images by id (default 10 %: 136-150 of 001-150), which train then leaves out; ``val_count=0`` writes no val.
 """
 
 from __future__ import annotations
@@ -22,7 +22,13 @@ from pathlib import Path
 import numpy as np
 
 from landmark_afl.data.dataset import IMAGES_DIR, DatasetError
-from landmark_afl.data.writer import ConvertReport, link_or_copy, prepare_output, write_dataset_files
+from landmark_afl.data.writer import (
+    ConvertReport,
+    default_val_count,
+    link_or_copy,
+    prepare_output,
+    write_dataset_files,
+)
 
 LANDMARKS = (
     "sella",
@@ -88,7 +94,7 @@ def convert_isbi2015(
     dst: str | Path,
     reference: str = "mean",
     force: bool = False,
-    val_count: int = 0,
+    val_count: int | None = None,
     limit: int | None = None,
 ) -> ConvertReport:
     """Convert an ISBI 2015 release folder ``src`` into a data set at ``dst``.
@@ -98,7 +104,8 @@ def convert_isbi2015(
         dst: output folder; must be absent or empty unless ``force``.
         reference: "mean" (of senior and junior, the usual reference), "senior" or "junior".
         force: replace a non-empty ``dst``.
-        val_count: move the last ``val_count`` TrainingData images (by id) from train to val.
+        val_count: move the last ``val_count`` TrainingData images (by id) from train to val; None (default):
+            :func:`~landmark_afl.data.writer.default_val_count` of them (10 %, 15 of the 150), 0: no val split.
         limit: convert only the first ``limit`` images of each folder (for quick tests).
 
     Returns:
@@ -124,6 +131,7 @@ def convert_isbi2015(
             sources[key] = path
             splits.setdefault(FOLDERS[folder], []).append(key)
     train = sorted(splits.get("train", []))
+    val_count = default_val_count(len(train)) if val_count is None else val_count
     if val_count < 0 or val_count >= max(len(train), 1):
         raise DatasetError(f"val_count={val_count} must be in [0, {max(len(train) - 1, 0)}] (TrainingData images)")
     splits["val"] = train[len(train) - val_count :] if val_count else []

@@ -28,6 +28,15 @@ class ConvertReport:
     notes: list[str] = field(default_factory=list)
 
 
+VAL_FRACTION = 0.1
+
+
+def default_val_count(n_train: int) -> int:
+    """Images a converter moves from train to val by default: 10 % of the training images (at least 1 of 2 or more,
+    15 of ISBI 2015's 150); the checkpoints are chosen on them, never on the test split."""
+    return max(1, round(VAL_FRACTION * n_train)) if n_train >= 2 else 0
+
+
 def prepare_output(dst: str | Path, force: bool = False) -> Path:
     """Make ``dst`` ready to receive a data set; never overwrites without ``force``.
 

@@ -138,7 +138,14 @@ def _split_set(cfg: LandmarkConfig, split: str, task: LandmarkTask, dataset, pro
 
     images = dataset.split(split)
     if not images:
-        raise ValueError(f"split {split!r} of {dataset.root} is empty; set train_split= / val_split= or fix splits")
+        if split == cfg.val_split:
+            raise ValueError(
+                f"split {split!r} of {dataset.root} is empty, and training chooses its checkpoints on it. Convert the "
+                "data again with a validation split (`landmark-afl data convert isbi2015|hand-atlas SRC DST`: 10 % "
+                f"of the training images by default, --val N), or list a few training images under '{split}' in "
+                f"{dataset.root / 'dataset.yaml'} (and take them out of 'train'). Never validate on the test split"
+            )
+        raise ValueError(f"split {split!r} of {dataset.root} is empty; set train_split= or fix splits in dataset.yaml")
     return LandmarkTrainingSet(dataset, images, protocol, task.codec, augmenter, seed=cfg.seed)
 
 

@@ -38,15 +38,18 @@ def test_isbi_synthetic_layout(tmp_path: Path) -> None:
     ds = load_dataset(tmp_path / "dst")
     assert ds.landmarks == ISBI_LANDMARKS and ds.spacing_mm == (0.1, 0.1)
     assert ds.images == ("001.bmp", "002.png", "151.jpg")
-    assert ds.split("train") == ("001.bmp", "002.png") and ds.split("test") == ("151.jpg",) and ds.split("val") == ()
+    # the default val split: 10 % of the training images, at least one (the last by id), never a test image
+    assert ds.split("train") == ("001.bmp",) and ds.split("val") == ("002.png",) and ds.split("test") == ("151.jpg",)
     expected = np.stack([np.arange(19) + 1.0, 2 * np.arange(19) + 1.0], axis=1)  # mean of k and k + 2
     np.testing.assert_allclose(ds.coords("002.png"), expected)
     assert check_dataset(tmp_path / "dst") == []
 
-    convert_isbi2015(src, tmp_path / "senior", reference="senior", val_count=1)
+    convert_isbi2015(src, tmp_path / "senior", reference="senior", val_count=0)
     senior = load_dataset(tmp_path / "senior")
     np.testing.assert_allclose(senior.coords("001.bmp")[:, 0], np.arange(19))
-    assert senior.split("train") == ("001.bmp",) and senior.split("val") == ("002.png",)
+    assert senior.split("train") == ("001.bmp", "002.png") and senior.split("val") == ()
+    warnings = [p for p in check_dataset(tmp_path / "senior") if p.severity == "warning"]
+    assert len(warnings) == 1 and "split 'val' is empty" in warnings[0].message and "never test" in warnings[0].message
 
 
 def test_isbi_refuses_to_overwrite_and_bad_annotation(tmp_path: Path) -> None:
@@ -80,7 +83,7 @@ def test_isbi_real_data_mean_reference(tmp_path: Path) -> None:
     hand = [(float(a) + float(b)) / 2 for a, b in zip(senior.split(","), junior.split(","), strict=True)]
     np.testing.assert_allclose(ds.coords("001.jpg")[0], hand)
     np.testing.assert_allclose(hand, [832.0, 993.5])
-    assert ds.split("train") == ("001.jpg", "002.jpg") and ds.split("test") == ("151.jpg",)
+    assert ds.split("train") == ("001.jpg",) and ds.split("val") == ("002.jpg",) and ds.split("test") == ("151.jpg",)
     assert check_dataset(tmp_path / "dst") == []
 
 
@@ -97,7 +100,12 @@ def test_hand_atlas_real_data(tmp_path: Path, capsys: pytest.CaptureFixture) -> 
     values = [float(v) for v in row.split(",")[1:]]
     np.testing.assert_allclose(ds.coords("3167.mha"), np.reshape(values, (37, 2)))
     fold = src / "setup" / "cv_reduced" / "set1"
-    for split in ("train", "test"):
-        ids = sorted(f"{i.strip()}.mha" for i in (fold / f"{split}.txt").read_text().split())
-        assert list(ds.split(split)) == ids
+    images = set(ds.images)
+    train, test = (
+        sorted(f"{i.strip()}.mha" for i in (fold / f"{s}.txt").read_text().split() if f"{i.strip()}.mha" in images)
+        for s in ("train", "test")
+    )
+    assert list(ds.split("test")) == test
+    n_val = max(1, round(0.1 * len(train)))  # the default val split: the last 10 % of the fold's training images
+    assert list(ds.split("val")) == train[-n_val:] and list(ds.split("train")) == train[:-n_val]
     assert check_dataset(tmp_path / "dst") == []
