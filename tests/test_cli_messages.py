@@ -211,3 +211,30 @@ def test_training_on_a_set_without_val_says_how_to_make_one_and_never_suggests_t
     err = _err(capsys)
     assert "split 'val' of" in err and "is empty, and training chooses its checkpoints on it" in err
     assert "--val N" in err and "Never validate on the test split" in err and "val_split=test" not in err
+
+
+def test_a_folder_the_user_may_not_write_to_is_a_message(run_and_image, tmp_path, capsys, monkeypatch):
+    # tests run as root here, where permissions do not bite: the file system's refusal is simulated
+    import pathlib
+
+    _, run, image = run_and_image
+    real_mkdir = pathlib.Path.mkdir
+
+    def refused(self, *args, **kwargs):
+        if "readonly" in str(self):
+            raise PermissionError(errno.EACCES, "Permission denied", str(self))
+        return real_mkdir(self, *args, **kwargs)
+
+    monkeypatch.setattr(pathlib.Path, "mkdir", refused)
+    out = tmp_path / "readonly" / "out"
+    assert main(["predict", str(run), str(image), "--out", str(out), "--no-progress"]) == 2
+    assert "Permission denied; check the permissions, or choose a folder you can write to" in _err(capsys)
+
+
+def test_a_missing_file_in_a_list_names_it_without_a_misleading_relative_hint(run_and_image, tmp_path):
+    _, run, _ = run_and_image
+    (tmp_path / "list.txt").write_text("gone.png\n")
+    out = tmp_path / "o"
+    assert main(["predict", str(run), str(tmp_path / "list.txt"), "--out", str(out), "--no-progress"]) == 3
+    message = (out / "errors.csv").read_text()
+    assert f"{tmp_path / 'gone.png'}: no such file. Fix: check the path" in message and "relative" not in message

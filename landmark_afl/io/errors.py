@@ -33,7 +33,10 @@ class ImageNotFoundError(ImageReadError, FileNotFoundError):
     """The file does not exist: an :class:`ImageReadError` that is also a :class:`FileNotFoundError`."""
 
     def __init__(self, path: str | Path) -> None:
-        super().__init__(path, "no such file", "check the path (relative paths start at the current folder)")
+        import os
+
+        where = "check the path" if Path(path).is_absolute() else f"check the path (relative to {os.getcwd()})"
+        super().__init__(path, "no such file", where)
 
 
 def decoder_failure(path: str | Path, decoder: str, err: BaseException, fix: str | None = None) -> ImageReadError:
