@@ -238,3 +238,21 @@ def test_a_missing_file_in_a_list_names_it_without_a_misleading_relative_hint(ru
     assert main(["predict", str(run), str(tmp_path / "list.txt"), "--out", str(out), "--no-progress"]) == 3
     message = (out / "errors.csv").read_text()
     assert f"{tmp_path / 'gone.png'}: no such file. Fix: check the path" in message and "relative" not in message
+
+
+def test_predict_with_the_onnx_engine_but_no_onnxruntime_says_what_to_install(run_and_image, tmp_path, capsys,
+                                                                                 monkeypatch):  # fmt: skip
+    import builtins
+
+    _, run, image = run_and_image
+    real_import = builtins.__import__
+
+    def no_onnx(name, *args, **kwargs):
+        if name.split(".")[0] in ("onnx", "onnxruntime"):
+            raise ImportError(f"No module named {name!r}")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_onnx)
+    out = tmp_path / "o"
+    assert main(["predict", str(run), str(image), "--out", str(out), "--engine", "onnx", "--no-progress"]) == 2
+    assert 'pip install "landmark-afl[onnx]"' in _err(capsys)

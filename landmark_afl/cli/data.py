@@ -185,9 +185,9 @@ def run_convert(args: argparse.Namespace) -> int:
             )
         else:
             report = convert_hand_atlas(args.src, args.dst, force=args.force, cv_set=args.cv_set, val_count=args.val)
-    except DatasetError as err:
+    except DatasetError as err:  # a wrong source layout or an occupied destination: a usage error
         print(f"landmark-afl data convert {args.format}: {err}", file=sys.stderr)
-        return 1
+        return 2
     transfer = ", ".join(
         f"{v} {'hard-linked' if k == 'link' else 'copied'}" for k, v in sorted(report.transfer.items())
     )

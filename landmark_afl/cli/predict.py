@@ -161,7 +161,10 @@ def run_predict_command(args: argparse.Namespace) -> int:
             out_dir.mkdir(parents=True, exist_ok=True)
         ctx.barrier()
         if args.engine == "onnx":
-            engine = _onnx_engine(args, run, out_dir, device, ctx)
+            try:
+                engine = _onnx_engine(args, run, out_dir, device, ctx)
+            except ImportError as err:  # onnx / onnxruntime not installed: the message says what to install
+                raise UsageError(str(err)) from err
         else:
             engine = TorchEngine(run.task, device, amp=args.amp)
         spacing = None if args.spacing is None else (args.spacing[0], args.spacing[-1])

@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
     from landmark_afl.recipes import get_recipe
     from landmark_afl.recipes.train import resolve_config, train_recipe
 
-    console = Console()
+    console = Console(log_path=False)  # no source-file column: the width goes to the message
     try:
         recipe = get_recipe(_task_name(args))
         if args.show_config:

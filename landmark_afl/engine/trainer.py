@@ -187,7 +187,7 @@ class Trainer:
         from rich.console import Console
         from torch.utils.tensorboard import SummaryWriter
 
-        console = console or Console()
+        console = console or Console(log_path=False)
         if not self.dist.is_main:
             console = Console(quiet=True)
         writer = SummaryWriter(str(self.run_dir), purge_step=self.step or None) if self.dist.is_main else _NullWriter()

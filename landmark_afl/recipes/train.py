@@ -81,7 +81,7 @@ def train_recipe(recipe: Recipe, cfg, run_dir: Path, resume: bool = False, conso
     from landmark_afl.engine.trainer import Trainer
 
     dist = dist or DistContext()
-    console = console or Console()
+    console = console or Console(log_path=False)
     if not dist.is_main:
         console = Console(quiet=True)
     run_dir = Path(run_dir)

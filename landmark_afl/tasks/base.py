@@ -41,7 +41,7 @@ class TrainTask(nn.Module):
 
     def epoch_summary(self, metrics: dict) -> str:
         return ", ".join(
-            f"{k[4:]} {v:.4g}" if isinstance(v, float) else f"{k[4:]} {v}"
+            f"{k[4:]} {v:.4g}" if isinstance(v, float) else f"{k[4:]} {'n/a' if v is None else v}"
             for k, v in metrics.items()
             if k.startswith("val_")
         )

@@ -63,7 +63,7 @@ def test_isbi_refuses_to_overwrite_and_bad_annotation(tmp_path: Path) -> None:
     with pytest.raises(DatasetError, match=r"002.txt has 2 lines; the first 19"):
         convert_isbi2015(src, tmp_path / "other")
     assert not (tmp_path / "other").exists()  # nothing written when an annotation is bad
-    assert main(["data", "convert", "isbi2015", str(tmp_path / "nowhere"), str(tmp_path / "x")]) == 1
+    assert main(["data", "convert", "isbi2015", str(tmp_path / "nowhere"), str(tmp_path / "x")]) == 2
 
 
 def test_isbi_real_data_mean_reference(tmp_path: Path) -> None:
