@@ -13,6 +13,16 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
+def _setuptools_at_least(major: int) -> bool:
+    """Whether this environment's setuptools can build the project itself (else pip builds in isolation)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return int(version("setuptools").split(".")[0]) >= major
+    except (PackageNotFoundError, ValueError):
+        return False
+
+
 def _run(args: list[str], cwd: Path, env: dict) -> subprocess.CompletedProcess:
     return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
 
@@ -20,7 +30,9 @@ def _run(args: list[str], cwd: Path, env: dict) -> subprocess.CompletedProcess:
 def test_a_wheel_installed_outside_the_checkout_ships_protocols_and_licence_and_trains(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("LANDMARK_AFL_PROTOCOLS", "PYTHONPATH")}
     env["OMP_NUM_THREADS"] = "1"
-    built = _run([sys.executable, "-m", "pip", "wheel", str(REPO), "--no-deps", "--no-build-isolation", "-q",
+    # the environment's own setuptools when it is recent enough (no index needed), else pip's isolated build
+    isolation = ["--no-build-isolation"] if _setuptools_at_least(77) else []
+    built = _run([sys.executable, "-m", "pip", "wheel", str(REPO), "--no-deps", *isolation, "-q",
                   "-w", str(tmp_path / "dist")], tmp_path, env)  # fmt: skip
     if built.returncode != 0 and "No module named pip" in built.stderr:
         pytest.skip("pip is not installed in this environment")
