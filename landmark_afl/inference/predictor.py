@@ -33,7 +33,7 @@ from landmark_afl.inference.writer import (
 SETTINGS_FILE = "predict.json"
 # what an OUT folder written before these settings were recorded was made with (fp32, the torch engine); a key
 # still absent from an old predict.json is not checked
-SETTINGS_BEFORE_0_3 = {"precision": "fp32"}
+OLDER_OUT_DEFAULTS = {"precision": "fp32"}
 LANDMARK_FIELDS = ("x", "y", "x_mm", "y_mm", "peak", "present")
 
 
@@ -144,7 +144,7 @@ def check_settings(out_dir: Path, settings: dict) -> None:
     """Write OUT/predict.json, or check that an existing one (an earlier run into OUT) has the same settings."""
     path = out_dir / SETTINGS_FILE
     if path.is_file():
-        old = {**SETTINGS_BEFORE_0_3, **json.loads(path.read_text())}
+        old = {**OLDER_OUT_DEFAULTS, **json.loads(path.read_text())}
         diff = [k for k in settings if k in old and old[k] != settings[k]]
         if diff:
             details = "; ".join(f"{k}: {old.get(k)!r} -> {settings[k]!r}" for k in diff)
