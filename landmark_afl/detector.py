@@ -168,7 +168,7 @@ class Detector:
         )
 
     def _prepare(self, image, fallback):
-        from landmark_afl.data.training import PreparedImage, prepare_image, resolve_spacing
+        from landmark_afl.data.training import prepare_image, prepare_pixels
 
         size = self.engine.codec.input_size
         if isinstance(image, (str, Path)):
@@ -176,15 +176,10 @@ class Detector:
         array = np.asarray(image)
         if array.ndim != 2:
             raise ValueError(f"an image array must be 2-D [rows, cols] (grey), got shape {array.shape}")
-        array = array.astype(np.float32)
+        array = array.astype(np.float32)  # a copy: the protocol may work in place
         if not np.all(np.isfinite(array)):
             raise ValueError("the image array has NaN or infinite values; clean it before predicting")
-        from landmark_afl.data.letterbox import letterbox, letterbox_size
-
-        letterboxed, scale = letterbox(self.protocol(array.copy(), {}), size)
-        spacing, source = resolve_spacing({}, fallback)
-        valid = letterbox_size(array.shape, size)
-        return PreparedImage(letterboxed, scale, spacing, source, tuple(array.shape), valid), None
+        return prepare_pixels(array, {}, self.protocol, size, fallback), None
 
     def __repr__(self) -> str:
         return (
@@ -197,6 +192,8 @@ def _spacing_pair(spacing_mm) -> tuple[float, float] | None:
     if spacing_mm is None:
         return None
     values = [float(spacing_mm)] * 2 if np.isscalar(spacing_mm) else [float(v) for v in spacing_mm]
-    if len(values) != 2 or not all(math.isfinite(v) and 1e-3 <= v <= 10 for v in values):
+    from landmark_afl.io.spacing import plausible_spacing
+
+    if len(values) != 2 or not plausible_spacing(values):
         raise ValueError(f"spacing_mm must be one or two pixel sizes in mm between 0.001 and 10, got {spacing_mm}")
     return values[0], values[1]

@@ -141,6 +141,8 @@ def _totals_table(report: dict):
     from rich import box
     from rich.table import Table
 
+    from landmark_afl.evaluation.report import mre_text
+
     title = (
         f"{Path(report['run']).name} on {report['split']} of {report['dataset_name']} "
         f"(threshold {report['threshold']:g}, target peak 1)"
@@ -156,17 +158,9 @@ def _totals_table(report: dict):
                        for r in ("2", "2.5", "3", "4"))  # fmt: skip
         table.add_row(
             name, str(e["n_images"]), f"{e['false_negatives']} / {e['present']}", str(e["false_positives"]),
-            _mre(e, ""), _mre(e, "_all"), sdr,
+            mre_text(e), mre_text(e, "_all"), sdr,
         )  # fmt: skip
     return table
-
-
-def _mre(entry: dict, which: str) -> str:
-    if entry.get(f"mre{which}_mm") is not None:
-        return f"{entry[f'mre{which}_mm']:.2f} mm"
-    if entry.get(f"mre{which}_px") is not None:
-        return f"{entry[f'mre{which}_px']:.2f} px"
-    return "n/a"
 
 
 def _is_run_folder(path: Path) -> bool:

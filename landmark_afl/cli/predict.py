@@ -75,15 +75,15 @@ def add_parser(sub) -> None:
 
 
 def _check_args(args: argparse.Namespace) -> None:
+    from landmark_afl.io.spacing import plausible_spacing
+
     if args.batch_size < 1:
         raise UsageError(f"--batch-size must be >= 1, got {args.batch_size}")
     if args.workers < 0:
         raise UsageError(f"--workers must be >= 0, got {args.workers}")
     if args.threshold is not None and not (math.isfinite(args.threshold) and args.threshold >= 0):
         raise UsageError(f"--threshold must be a finite peak response >= 0 (confident ~1), got {args.threshold}")
-    if args.spacing is not None and (
-        len(args.spacing) not in (1, 2) or not all(math.isfinite(v) and 1e-3 <= v <= 10 for v in args.spacing)
-    ):
+    if args.spacing is not None and (len(args.spacing) not in (1, 2) or not plausible_spacing(args.spacing)):
         raise UsageError(
             f"--spacing takes one or two pixel sizes in mm (row col) between 0.001 and 10, got {args.spacing}"
         )

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from landmark_afl.data.dataset import CSV_NAME, Problem, parse_dataset
+from landmark_afl.data.letterbox import inside_image
 
 
 @dataclass
@@ -33,12 +34,6 @@ class CheckSummary:
     spacing_sources: Counter = field(default_factory=Counter)
     formats: Counter = field(default_factory=Counter)
     unreadable: int = 0
-
-
-def _inside(xy: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    height, width = shape
-    x, y = xy[:, 0], xy[:, 1]
-    return (x >= -0.5) & (x <= width - 0.5) & (y >= -0.5) & (y <= height - 0.5)
 
 
 def check_dataset(
@@ -95,7 +90,7 @@ def check_dataset(
             if source is None or source == "none":
                 source = "dataset.yaml spacing_mm" if ds.spacing_mm is not None else "none"
             summary.spacing_sources[str(source)] += 1
-            outside = present & ~_inside(xy, pixels.shape[:2])
+            outside = present & ~inside_image(xy, pixels.shape[:2])
             for k in np.flatnonzero(outside):
                 x, y = xy[k]
                 problems.append(

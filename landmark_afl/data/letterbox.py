@@ -33,6 +33,15 @@ def letterbox(image: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.
     return canvas, np.array([new_w / w, new_h / h], np.float64)
 
 
+def inside_image(xy: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """[..., K] whether landmarks [..., K, 2] (pixel centres) lie on an image of ``shape`` (rows, cols): within half a
+    pixel of the outer pixel centres. NaN (absent) landmarks give False."""
+    height, width = shape[:2]
+    x, y = np.asarray(xy, np.float64)[..., 0], np.asarray(xy, np.float64)[..., 1]
+    with np.errstate(invalid="ignore"):
+        return (x >= -0.5) & (x <= width - 0.5) & (y >= -0.5) & (y <= height - 0.5)
+
+
 def to_input_coords(xy: np.ndarray, scale: np.ndarray) -> np.ndarray:
     """Landmarks [..., 2] in original image pixels -> network input pixels (NaN stays NaN)."""
     return (np.asarray(xy, np.float64) + 0.5) * scale - 0.5

@@ -16,7 +16,7 @@ from torch.utils.data import Dataset
 
 from landmark_afl.codecs import GaussianHeatmapCodec
 from landmark_afl.data.augment import Augmenter
-from landmark_afl.data.letterbox import letterbox, letterbox_size, to_input_coords
+from landmark_afl.data.letterbox import inside_image, letterbox, letterbox_size, to_input_coords
 
 
 def resolve_spacing(meta: dict, fallback: tuple[float, float] | None) -> tuple[np.ndarray, str]:
@@ -69,6 +69,25 @@ def prepare_image(
     from landmark_afl.io import read_image
 
     pixels, meta = read_image(path, target_size=tuple(int(v) for v in input_size))
+    return prepare_pixels(pixels, meta, protocol, input_size, fallback_spacing)
+
+
+def prepare_pixels(
+    pixels: np.ndarray,
+    meta: dict,
+    protocol: Callable,
+    input_size: tuple[int, int],
+    fallback_spacing: tuple[float, float] | None = None,
+) -> PreparedImage:
+    """The steps of :func:`prepare_image` after reading: protocol -> letterbox, in the stored image's terms.
+
+    Args:
+        pixels: float32 [H, W] as ``read_image`` returns them (an array from elsewhere with ``meta={}``).
+        meta: ``read_image``'s meta (``decode_scale``, ``original_shape``, ``spacing_mm``...), or {}.
+        protocol: the contrast protocol, called on (pixels, meta).
+        input_size: (H, W) of the network input.
+        fallback_spacing: (row, col) mm when ``meta`` carries no spacing, or None.
+    """
     processed = protocol(pixels, meta)
     image, scale = letterbox(processed, input_size)
     valid = letterbox_size(processed.shape, input_size)
@@ -88,10 +107,7 @@ def _check_inside(dataset, key: str, shape: tuple[int, int]) -> None:
 
     xy = np.asarray(dataset.coords(key), np.float64)
     height, width = shape[:2]
-    with np.errstate(invalid="ignore"):
-        outside = np.isfinite(xy).all(-1) & (
-            (xy[:, 0] < -0.5) | (xy[:, 0] > width - 0.5) | (xy[:, 1] < -0.5) | (xy[:, 1] > height - 0.5)
-        )
+    outside = np.isfinite(xy).all(-1) & ~inside_image(xy, shape)
     if outside.any():
         k = int(np.flatnonzero(outside)[0])
         raise DatasetError(

@@ -125,7 +125,7 @@ def _fmt(value, digits: int, suffix: str = "") -> str:
     return f"{value:.{digits}f}{suffix}"
 
 
-def _mre_text(entry: dict, which: str = "") -> str:
+def mre_text(entry: dict, which: str = "") -> str:
     """The MRE cell of a report entry: mm when known, else px; ``which="_all"`` for every present landmark."""
     if entry.get(f"mre{which}_mm") is not None:
         return f"{entry[f'mre{which}_mm']:.2f} mm"
@@ -156,7 +156,7 @@ def evaluation_markdown(report: dict) -> str:
         sdr = " | ".join(_fmt(e["sdr"][r], 1, suffix=" %") for r in SDR_KEYS)
         lines.append(
             f"| {name} | {e['n_images']} | {e['present']} | {e['false_negatives']} | {_fmt(pct, 1)} | "
-            f"{e['false_positives']} | {e['absent']} | {_mre_text(e)} | {sdr} |"
+            f"{e['false_positives']} | {e['absent']} | {mre_text(e)} | {sdr} |"
         )
     lines += [
         "",
@@ -169,7 +169,7 @@ def evaluation_markdown(report: dict) -> str:
     for name in names:
         e = report["protocols"][name]
         sdr = " | ".join(_fmt(e.get("sdr_all", {}).get(r), 1, suffix=" %") for r in SDR_KEYS)
-        lines.append(f"| {name} | {e['present']} | {_mre_text(e, '_all')} | {sdr} |")
+        lines.append(f"| {name} | {e['present']} | {mre_text(e, '_all')} | {sdr} |")
     failed = [(n, f) for n in names for f in report["protocols"][n]["failed"]]
     if failed:
         lines += ["", "Images that could not be read (left out):", ""]

@@ -41,8 +41,9 @@ def _pair(value: Any) -> Spacing | None:
     return values[0], values[1]
 
 
-def _plausible(pair: Spacing) -> bool:
-    return all(MIN_SPACING_MM <= v <= MAX_SPACING_MM for v in pair)
+def plausible_spacing(values) -> bool:
+    """Whether every value is a finite pixel size between :data:`MIN_SPACING_MM` and :data:`MAX_SPACING_MM` mm."""
+    return all(math.isfinite(v) and MIN_SPACING_MM <= v <= MAX_SPACING_MM for v in values)
 
 
 def _implausible_note(what: str, outcome: str = "and was not used") -> str:
@@ -86,7 +87,7 @@ def dicom_spacing(ds: Any) -> tuple[Spacing | None, str, str | None]:
         if pair is None:
             notes.append(f"{source} {_fmt(raw)} is degenerate (zero, negative or not two numbers) and was not used")
             continue
-        if not _plausible(pair):
+        if not plausible_spacing(pair):
             notes.append(_implausible_note(f"{source} {_fmt(raw)}"))
             continue
         imager = _pair(ds.get("ImagerPixelSpacing"))
@@ -99,7 +100,7 @@ def dicom_spacing(ds: Any) -> tuple[Spacing | None, str, str | None]:
         imager = _pair(raw)
         if imager is None:
             notes.append(f"ImagerPixelSpacing {_fmt(raw)} is degenerate and was not used")
-        elif not _plausible(imager):
+        elif not plausible_spacing(imager):
             notes.append(_implausible_note(f"ImagerPixelSpacing {_fmt(raw)}"))
         else:
             factor = ds.get("EstimatedRadiographicMagnificationFactor")
@@ -109,7 +110,7 @@ def dicom_spacing(ds: Any) -> tuple[Spacing | None, str, str | None]:
                 factor_value = None
             if factor_value is not None and math.isfinite(factor_value) and factor_value > 0:
                 spacing = (imager[0] / factor_value, imager[1] / factor_value)
-                if _plausible(spacing):
+                if plausible_spacing(spacing):
                     notes.append(f"ImagerPixelSpacing {_fmt(raw)} divided by the magnification factor {factor_value:g}")
                     return spacing, "ImagerPixelSpacing/EstimatedRadiographicMagnificationFactor", "; ".join(notes)
                 what = f"ImagerPixelSpacing / EstimatedRadiographicMagnificationFactor {factor!s} = {_fmt(spacing)}"
@@ -135,7 +136,7 @@ def itk_spacing(spacing_xy: Sequence[float]) -> tuple[Spacing | None, str, str |
     pair = _pair((spacing_xy[1], spacing_xy[0]))
     if pair is None:
         return None, "none", f"ITK header spacing {tuple(spacing_xy)} is degenerate and was not used"
-    if not _plausible(pair):
+    if not plausible_spacing(pair):
         return None, "none", _implausible_note(f"ITK header spacing {tuple(spacing_xy)}")
     note = None
     if pair == (1.0, 1.0):

@@ -79,35 +79,28 @@ def summarize_outcomes(outcomes: dict[str, np.ndarray], axis: int | None = None)
     (axis None) or lists.
     """
     present, detected = outcomes["present"], outcomes["detected"]
-    err_mm, err_px = outcomes["error_mm"], outcomes["error_px"]
     with np.errstate(invalid="ignore", divide="ignore"):
-        measured = np.isfinite(err_mm).sum(axis)
         res = {
             "present": present.sum(axis),
             "detected": (present & detected).sum(axis),
             "false_negatives": outcomes["false_negative"].sum(axis),
             "absent": (~present).sum(axis),
             "false_positives": outcomes["false_positive"].sum(axis),
-            "mre_mm": _nanmean(err_mm, axis),
-            "sd_mm": _nanstd(err_mm, axis),
-            "mre_px": _nanmean(err_px, axis),
-            "sdr": {
-                f"{r:g}": np.where(measured > 0, 100.0 * (err_mm <= r).sum(axis) / np.maximum(measured, 1), np.nan)
-                for r in SDR_RADII_MM
-            },
+            **_error_figures(outcomes["error_mm"], outcomes["error_px"], axis, ""),
         }
         if "error_all_mm" in outcomes:
-            res.update(_all_landmark_figures(outcomes["error_all_mm"], outcomes["error_all_px"], axis))
+            res.update(_error_figures(outcomes["error_all_mm"], outcomes["error_all_px"], axis, "_all"))
     return _to_python(res)
 
 
-def _all_landmark_figures(err_mm: np.ndarray, err_px: np.ndarray, axis) -> dict:
+def _error_figures(err_mm: np.ndarray, err_px: np.ndarray, axis, suffix: str) -> dict:
+    """``mre{suffix}_mm``, ``sd{suffix}_mm``, ``mre{suffix}_px`` and ``sdr{suffix}`` of one set of radial errors."""
     measured = np.isfinite(err_mm).sum(axis)
     return {
-        "mre_all_mm": _nanmean(err_mm, axis),
-        "sd_all_mm": _nanstd(err_mm, axis),
-        "mre_all_px": _nanmean(err_px, axis),
-        "sdr_all": {
+        f"mre{suffix}_mm": _nanmean(err_mm, axis),
+        f"sd{suffix}_mm": _nanstd(err_mm, axis),
+        f"mre{suffix}_px": _nanmean(err_px, axis),
+        f"sdr{suffix}": {
             f"{r:g}": np.where(measured > 0, 100.0 * (err_mm <= r).sum(axis) / np.maximum(measured, 1), np.nan)
             for r in SDR_RADII_MM
         },

@@ -82,3 +82,19 @@ class Recipe:
         names = {f.name for f in dataclasses.fields(self.config)}
         missing = [k for k in REQUIRED_KEYS if k not in names]
         assert not missing, f"recipe {self.name!r}: config {self.config.__name__} lacks {missing}"
+
+
+def load_run(run_dir: Path, recipe: str, config_cls):
+    """(checkpoint path, state, cfg) of ``run_dir/checkpoints/best.pt``, checked to be a ``recipe`` run.
+
+    Raises:
+        CheckpointError: no readable checkpoint, or one trained with another ``--task``.
+    """
+    from landmark_afl.engine.checkpoint import CheckpointError, load_checkpoint
+    from landmark_afl.engine.config import update_config
+
+    path = Path(run_dir) / "checkpoints" / "best.pt"
+    state = load_checkpoint(path, map_location="cpu")
+    if state.get("recipe") != recipe:
+        raise CheckpointError(f"{path} was trained with --task {state.get('recipe')}, not {recipe}")
+    return path, state, update_config(config_cls(), state["config"], source=str(path))

@@ -19,14 +19,12 @@ from torch.utils.data import DataLoader
 
 from landmark_afl.afl import AFLConfig
 from landmark_afl.data.cifar import VARIANTS, CifarDataset, load_cifar, resolve_cifar_dir, stratified_holdout
-from landmark_afl.engine.checkpoint import CheckpointError, load_checkpoint
-from landmark_afl.engine.config import update_config
 from landmark_afl.engine.device import resolve_device
 from landmark_afl.engine.optim import OptimConfig
 from landmark_afl.losses.classification import CLASSIFICATION_LOSSES
 from landmark_afl.models.wrn import WideResNet
-from landmark_afl.recipes.base import Recipe, Training
-from landmark_afl.tasks.classification import LOSS_ARMS, ClassificationTask, loss_arm
+from landmark_afl.recipes.base import Recipe, Training, load_run
+from landmark_afl.tasks.classification import LOSS_ARMS, ClassificationTask, classification_summary, loss_arm
 
 LAYOUT_HELP = (
     "the python version of CIFAR-100 from https://www.cs.toronto.edu/~kriz/cifar.html, unpacked: "
@@ -171,15 +169,6 @@ def build(cfg: CifarConfig) -> Training:
     )
 
 
-def load_run(run_dir: Path, recipe: str, config_cls):
-    """(checkpoint path, state, cfg) of ``run_dir/checkpoints/best.pt``, checked to be a ``recipe`` run."""
-    path = Path(run_dir) / "checkpoints" / "best.pt"
-    state = load_checkpoint(path, map_location="cpu")
-    if state.get("recipe") != recipe:
-        raise CheckpointError(f"{path} was trained with --task {state.get('recipe')}, not {recipe}")
-    return path, state, update_config(config_cls(), state["config"], source=str(path))
-
-
 def evaluate(run_dir: Path, split: str) -> dict:
     """``top1``, ``top5``, ``balanced_acc``, ``loss`` and ``n`` of ``best.pt`` on ``split`` ("val" or "test"); the
     per-class accuracy goes to ``<split>_per_class.csv`` in the run folder."""
@@ -206,11 +195,6 @@ def check(data_dir: str, cfg: CifarConfig) -> str:
     return "\n".join(lines)
 
 
-def _summarize(best: dict) -> str:
-    top5 = f", top-5 {100 * best['val_top5']:.2f} %" if "val_top5" in best else ""
-    return f"top-1 {100 * best['val_top1']:.2f} %{top5}, balanced {100 * best['val_balanced_acc']:.2f} % (val)"
-
-
 RECIPE = Recipe(
     name="cifar",
     summary="CIFAR-100 (or CIFAR-10) classification with WRN-28-10, the paper's Table 4 (official python pickles)",
@@ -222,5 +206,5 @@ RECIPE = Recipe(
     splits=("test", "val"),
     check=check,
     run_name=lambda cfg: f"cifar-{loss_arm(cfg)}-s{cfg.seed}",
-    summarize=_summarize,
+    summarize=classification_summary,
 )

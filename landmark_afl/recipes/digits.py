@@ -25,14 +25,12 @@ from torch.utils.data import DataLoader
 
 from landmark_afl.afl import AFLConfig
 from landmark_afl.data.digits import DigitsDataset, long_tail_counts, split_digits
-from landmark_afl.engine.checkpoint import CheckpointError, load_checkpoint
-from landmark_afl.engine.config import update_config
 from landmark_afl.engine.device import resolve_device
 from landmark_afl.engine.optim import OptimConfig
 from landmark_afl.losses.classification import CLASSIFICATION_LOSSES
 from landmark_afl.models.small_cnn import SmallCNN
-from landmark_afl.recipes.base import Recipe, Training
-from landmark_afl.tasks.classification import LOSS_ARMS, ClassificationTask, loss_arm
+from landmark_afl.recipes.base import Recipe, Training, load_run
+from landmark_afl.tasks.classification import LOSS_ARMS, ClassificationTask, classification_summary, loss_arm
 
 NUM_CLASSES = 10
 
@@ -136,11 +134,7 @@ def evaluate(run_dir: Path, split: str) -> dict:
     the per-class accuracy goes to ``<split>_per_class.csv`` in the run folder."""
     if split not in RECIPE.splits:
         raise ValueError(f"--task digits evaluates the splits {', '.join(RECIPE.splits)}, got {split!r}")
-    path = Path(run_dir) / "checkpoints" / "best.pt"
-    state = load_checkpoint(path, map_location="cpu")
-    if state.get("recipe") != "digits":
-        raise CheckpointError(f"{path} was trained with --task {state.get('recipe')}, not digits")
-    cfg = update_config(DigitsConfig(), state["config"], source=str(path))
+    _, state, cfg = load_run(run_dir, "digits", DigitsConfig)
     task = build_task(cfg)
     task.load_state_dict(state["task"])
     task.to(resolve_device("auto"))
@@ -157,10 +151,6 @@ def check(data_dir: str | None, cfg: DigitsConfig) -> str:
     return "\n".join(lines)
 
 
-def _summarize(best: dict) -> str:
-    return f"top-1 {100 * best['val_top1']:.2f} %, balanced {100 * best['val_balanced_acc']:.2f} % (val)"
-
-
 RECIPE = Recipe(
     name="digits",
     summary="scikit-learn's 8 x 8 digits, long-tailed (ratio 50), a small CNN: an offline classification table",
@@ -172,5 +162,5 @@ RECIPE = Recipe(
     splits=("test", "val"),
     check=check,
     run_name=lambda cfg: f"digits-{loss_arm(cfg)}-s{cfg.seed}",
-    summarize=_summarize,
+    summarize=classification_summary,
 )

@@ -36,6 +36,13 @@ LOSS_ARMS = {
 }
 
 
+def classification_summary(best: dict) -> str:
+    """The line printed when a classification run ends: its best epoch's validation top-1 (top-5) and balanced
+    accuracy."""
+    top5 = f", top-5 {100 * best['val_top5']:.2f} %" if "val_top5" in best else ""
+    return f"top-1 {100 * best['val_top1']:.2f} %{top5}, balanced {100 * best['val_balanced_acc']:.2f} % (val)"
+
+
 def loss_arm(cfg) -> str:
     """The arm a config trains: ``ce``, ``focal``, ``ce+afl`` or ``focal+afl``."""
     return cfg.loss + ("+afl" if cfg.afl.enabled else "")
