@@ -43,6 +43,9 @@ def _add_eval_options(p: argparse.ArgumentParser, protocols_default: str | None)
     p.add_argument("--amp", choices=("auto", "off", "bf16"), default="auto",
                    help="network precision: auto = bf16 where the GPU or CPU has it (AVX-512 BF16, AMX), else fp32; "
                    "off = fp32 (default: auto)")  # fmt: skip
+    p.add_argument("--decode", choices=("soft-argmax", "parabola"),  # codecs.gaussian_heatmap.REFINEMENTS
+                   help="sub-pixel refinement after the heatmap argmax (default: the run's decode; soft-argmax for "
+                   "runs trained since it was added, parabola before)")  # fmt: skip
 
 
 def add_parser(sub) -> None:
@@ -106,7 +109,7 @@ def evaluate_to(run: str | Path, out: Path, args: argparse.Namespace, protocols=
         ev = evaluate_run(
             run, data=args.data, split=args.split, protocols=protocols if protocols is not None else args.protocols,
             threshold=args.threshold, which=args.which, device=args.device, batch_size=args.batch_size,
-            progress=report, amp=getattr(args, "amp", "auto"),
+            progress=report, amp=getattr(args, "amp", "auto"), decode=getattr(args, "decode", None),
         )  # fmt: skip
     return write_evaluation(ev, out)
 

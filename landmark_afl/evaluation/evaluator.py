@@ -192,6 +192,7 @@ def evaluate_run(
     batch_size: int = 8,
     progress: Callable[[str, int, int], None] | None = None,
     amp: str = "auto",
+    decode: str | None = None,
 ) -> Evaluation:
     """Evaluate a run folder (or checkpoint) on a split of a data set under each requested protocol.
 
@@ -212,6 +213,7 @@ def evaluate_run(
         batch_size: images per forward pass.
         progress: called as ``progress(protocol, done, total)``.
         amp: mixed precision of the network: "auto" (bf16 on a GPU or CPU that has it, else fp32), "off", "bf16".
+        decode: the sub-pixel refinement ("soft-argmax" or "parabola"); default: the run's ``decode``.
 
     Raises:
         CheckpointError: the run is missing or not a landmark-afl run.
@@ -223,6 +225,8 @@ def evaluate_run(
     from landmark_afl.recipes.landmarks import load_trained_run, resolve_device
 
     trained = load_trained_run(run, which=which, device=resolve_device(device))
+    if decode is not None and decode != trained.config.decode:
+        trained.set_decode(decode)
     names = resolve_protocols(protocols, trained.protocol)
     data_dir = Path(data).expanduser().resolve() if data is not None else run_data_dir(trained)
     dataset = load_dataset(data_dir)

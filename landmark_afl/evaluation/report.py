@@ -90,6 +90,7 @@ def evaluation_report(ev: Evaluation, thresholds: Sequence[float] = DEFAULT_THRE
         "landmarks": list(ev.landmarks),
         "threshold": ev.threshold,
         "precision": ev.precision,
+        "decode": ev.config.get("decode", "parabola"),
         "threshold_note": "detected when the peak heatmap response >= threshold; the training target's peak is 1",
         "protocols": protocols,
     }
@@ -145,6 +146,7 @@ def evaluation_markdown(report: dict) -> str:
         f"- data: `{report['data']}` ({report['dataset_name']}), split `{report['split']}`",
         f"- threshold: {report['threshold']:g} ({report['threshold_note']})",
         f"- network precision: {report.get('precision', 'fp32')}",
+        f"- sub-pixel decoding: {report.get('decode', 'parabola')} (after the heatmap argmax)",
         "",
         "| protocol | images | present | false negatives | FN % | false positives | absent | MRE | "
         "SDR 2 mm | SDR 2.5 mm | SDR 3 mm | SDR 4 mm |",

@@ -91,7 +91,10 @@ class OnnxEngine:
         self.session = ort.InferenceSession(str(self.path), options, providers=providers)
         self.metadata = read_onnx_metadata(self.path, self.session)
         codec = self.metadata["codec"]
-        self.codec = GaussianHeatmapCodec(tuple(codec["input_size"]), codec["sigma"], codec["stride"])
+        # files exported before the refinement was recorded decoded with the parabola
+        self.codec = GaussianHeatmapCodec(
+            tuple(codec["input_size"]), codec["sigma"], codec["stride"], codec.get("refine", "parabola")
+        )
         self.input_name = self.session.get_inputs()[0].name
 
     def heatmaps(self, images: torch.Tensor) -> torch.Tensor:
