@@ -66,7 +66,9 @@ def _figures(report_json: Path) -> dict:
 def run_seed(args, data: Path, seed: int, overrides: list[str]) -> dict:
     out = args.out / f"seed-{seed}"
     log = args.out / f"seed-{seed}.log"
-    train = _cli("train", "--data", str(data), "--config", str(args.config), "--out", str(out), f"seed={seed}", *overrides)
+    train = _cli(
+        "train", "--data", str(data), "--config", str(args.config), "--out", str(out), f"seed={seed}", *overrides
+    )
     if args.force:
         train.append("--force")
     budget_s = args.budget_min * 60
@@ -151,7 +153,8 @@ def main() -> None:
         print(
             f"seed {seed}: trained {result['train_minutes']:.1f} min (budget {args.budget_min:g}), Test1 best epoch "
             f"{best['epoch']}: MRE every landmark {best['mre_all_mm']:.3f} mm, detected {best['mre_mm']:.3f} mm, "
-            f"false negatives {best['false_negatives']}/{best['present']}, peak RSS {result['train_peak_rss_mb']:.0f} MiB"
+            f"false negatives {best['false_negatives']}/{best['present']}, "
+            f"peak RSS {result['train_peak_rss_mb']:.0f} MiB"
         )
     summary = summarize(args.out)
     write_json(args.out / "isbi_benchmark.json", summary)

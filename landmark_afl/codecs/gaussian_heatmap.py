@@ -221,10 +221,10 @@ def _soft_argmax(
     xs = col[..., None] + offsets
     inside_y = (ys >= 0) & (ys < (rows[..., None] if torch.is_tensor(rows) else rows))
     inside_x = (xs >= 0) & (xs < (cols[..., None] if torch.is_tensor(cols) else cols))
-    idx = ys.clamp_min(0)[..., :, None] * w + xs.clamp_min(0)[..., None, :]  # [B, K, S, S]
-    idx = torch.where(inside_y[..., :, None] & inside_x[..., None, :], idx, row[..., None, None] * w + col[..., None, None])
+    inside = inside_y[..., :, None] & inside_x[..., None, :]  # [B, K, S, S]
+    idx = torch.where(inside, ys[..., :, None] * w + xs[..., None, :], (row * w + col)[..., None, None])
     values = flat.gather(-1, idx.flatten(-2)).view(idx.shape)
-    mask = (inside_y[..., :, None] & inside_x[..., None, :]).to(values.dtype)
+    mask = inside.to(values.dtype)
     weight = values.clamp_min(0).pow(power) * mask
     wy, wx = weight.sum(-1), weight.sum(-2)  # [B, K, S]: row and column marginals
     total = wy.sum(-1)

@@ -141,3 +141,44 @@ def test_decode_keeps_landmarks_inside_the_unpadded_region():
     assert torch.allclose(xy[0, 1], unrestricted[0, 1]) and peak[0, 0] < 0.9
     back = (xy[0, :, 0].numpy() + 0.5) / scale[0] - 0.5  # to the stored image's columns
     assert (back <= image.shape[1] - 0.5).all()
+
+
+def test_soft_argmax_is_exact_on_gaussians_away_from_the_border():
+    rng = np.random.default_rng(1)
+    codec = GaussianHeatmapCodec((96, 128), sigma=2.5, refine="soft-argmax")
+    pts = rng.uniform([9, 9], [118, 86], size=(4, 20, 2))  # the 8 px window (3 sigma) stays inside
+    xy, peak = codec.decode(codec.encode(pts))
+    assert np.abs(xy.numpy() - pts).max() < 2e-3
+    parabola, parabola_peak = GaussianHeatmapCodec((96, 128), sigma=2.5).decode(codec.encode(pts))
+    assert torch.equal(peak, parabola_peak)  # the detection peak is the argmax value either way
+
+
+def test_soft_argmax_follows_the_mass_of_a_skewed_peak_and_the_parabola_its_mode():
+    codec = GaussianHeatmapCodec((64, 64), sigma=2.0, refine="soft-argmax")
+    # a strong mode at x = 30 with a broad shoulder to the right: the mass lies right of the mode
+    maps = codec.encode(torch.tensor([[[30.0, 32.0]]])) + 0.8 * codec.encode(torch.tensor([[[33.0, 32.0]]]))
+    soft, _ = codec.decode(maps)
+    mode, _ = GaussianHeatmapCodec((64, 64), sigma=2.0).decode(maps)
+    assert 30.0 < mode[0, 0, 0] < soft[0, 0, 0] < 33.0
+    assert soft[0, 0, 1].item() == pytest.approx(32.0, abs=1e-3)
+
+
+def test_soft_argmax_window_stays_inside_the_map_and_the_valid_region():
+    codec = GaussianHeatmapCodec((32, 32), sigma=2.0, refine="soft-argmax")
+    maps = torch.zeros(2, 1, 32, 32)
+    maps[0, 0, 0, 5] = 1.0  # a lone pixel on the top border
+    maps[1, 0] = codec.encode(torch.tensor([[19.0, 10.0]]))[0]  # a peak straddling the valid region's edge
+    maps[1, 0, :, 20:] *= 4  # the padding (columns 20-31) holds larger values that must not pull it
+    xy, _ = codec.decode(maps, torch.tensor([[32, 32], [32, 20]]))
+    assert xy[0, 0].tolist() == [5.0, 0.0]
+    assert xy[1, 0, 0] <= 19.0 and xy[1, 0, 0] > 17.5  # only columns < 20 weigh: pulled left, never right
+    zero, peak = codec.decode(torch.zeros(1, 1, 32, 32))  # nothing positive: the argmax, no NaN
+    assert torch.isfinite(zero).all() and peak[0, 0] == 0
+
+
+def test_refine_is_checked_and_saved_in_the_codec_config():
+    codec = GaussianHeatmapCodec((32, 32), refine="soft-argmax")
+    assert codec.config()["refine"] == "soft-argmax"
+    assert GaussianHeatmapCodec(**codec.config()).refine == "soft-argmax"
+    with pytest.raises(ValueError, match="soft-argmax"):
+        GaussianHeatmapCodec((32, 32), refine="dark")

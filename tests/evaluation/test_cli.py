@@ -58,7 +58,22 @@ def test_evaluate_writes_consistent_reports(setup):
     assert (out / "sweep.png").stat().st_size > 1000
     text = (out / "report.md").read_text()
     assert "False negatives per landmark" in text and "| protocol | present | MRE (all) |" in text
+
     assert report["precision"] in text
+
+
+def test_evaluate_decode_overrides_the_runs_refinement_and_records_it(setup):
+    tmp, _, _, run = setup
+    reports = {}
+    for decode in ("soft-argmax", "parabola"):
+        out = tmp / f"eval-{decode}"
+        assert main(["evaluate", str(run), "--decode", decode, "--threshold", "0.3", "--out", str(out)]) == 0
+        reports[decode] = json.loads((out / "report.json").read_text())
+        assert reports[decode]["decode"] == decode
+        assert f"- sub-pixel decoding: {decode}" in (out / "report.md").read_text()
+    soft, parabola = (reports[d]["protocols"]["low"] for d in ("soft-argmax", "parabola"))
+    assert soft["false_negatives"] == parabola["false_negatives"]  # the peaks do not depend on the refinement
+    assert soft["mre_all_mm"] != parabola["mre_all_mm"]
 
 
 def test_evaluate_defaults_to_the_runs_protocol_data_and_threshold(setup):

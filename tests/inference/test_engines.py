@@ -72,6 +72,24 @@ def test_metadata_names_the_checkpoint_and_codec(exported):
     assert meta["protocol"] == run.protocol and meta["checkpoint"] == str(run.checkpoint)
 
 
+def test_an_onnx_file_exported_before_the_refinement_was_recorded_decodes_with_the_parabola(exported, tmp_path):
+    import json
+
+    import onnx
+
+    from landmark_afl.inference.engines import METADATA_KEY
+
+    _, run, path = exported
+    assert OnnxEngine(path).codec.refine == run.codec.refine == "soft-argmax"
+    model = onnx.load(str(path))
+    (entry,) = [e for e in model.metadata_props if e.key == METADATA_KEY]
+    meta = json.loads(entry.value)
+    del meta["codec"]["refine"]
+    entry.value = json.dumps(meta)
+    onnx.save(model, str(tmp_path / "old.onnx"))
+    assert OnnxEngine(tmp_path / "old.onnx").codec.refine == "parabola"
+
+
 def test_predict_engine_onnx_gives_the_torch_results(exported, tmp_path):
     root, run, _ = exported
     mr = root / "in" / "mr" / "MR_small.dcm"
