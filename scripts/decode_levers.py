@@ -7,8 +7,9 @@ every present landmark (the ISBI rule: MRE and SDR 2 mm in mm, px where no spaci
 
 - ``argmax``: the grid pixel only;
 - ``parabola``: the log-parabola through the argmax and its two neighbours per axis (``decode: parabola``);
-- ``soft-argmax rR pP``: the centroid of ``max(map, 0) ** P`` within R heatmap pixels of the argmax;
-  ``decode: soft-argmax`` is R = 3 sigma, P = 3 (the row marked ``*``);
+- ``soft-argmax rR pP``: the centroid of ``max(map, 0) ** P`` within R heatmap pixels of the argmax (the parabola
+  along an axis where the border cuts that window); ``decode: soft-argmax`` is R = 3 sigma, P = 3 (the row marked
+  ``*``);
 - ``DARK bS``: Zhang et al. (CVPR 2020): the map blurred by a Gaussian of S target sigmas, its log's Taylor step
   ``-H^-1 g`` at the argmax (clamped to one pixel).
 """
@@ -108,7 +109,8 @@ def compare(h: dict) -> dict[str, dict]:
     for radius in sorted({5, 8, chosen, 12, 16}):
         for power in (1, 2, 3):
             star = " *" if (radius, power) == (chosen, SOFT_ARGMAX_POWER) else ""
-            methods[f"soft-argmax r{radius} p{power}{star}"] = _soft_argmax(flat, cols, row, col, vr, vc, radius, power)
+            soft, fits = _soft_argmax(flat, cols, row, col, vr, vc, radius, power)
+            methods[f"soft-argmax r{radius} p{power}{star}"] = torch.where(fits, soft, methods["parabola"])
     for blur in (0.5, 1.0, 2.0):
         methods[f"DARK b{blur:g}"] = _dark(maps, row, col, blur * sigma)
     out = {}
