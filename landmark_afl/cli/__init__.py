@@ -12,6 +12,7 @@ import argparse
 import errno
 import importlib
 import os
+import shlex
 import sys
 
 COMMAND_MODULES = (
@@ -26,6 +27,37 @@ COMMAND_MODULES = (
 
 class UsageError(ValueError):
     """A command-line argument is wrong; the message says how to fix it (exit code 2)."""
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps the line breaks of a description or epilog (a list, a table of outputs or exit codes) and wraps each
+    line wider than the terminal, continuing under the line's text: ``"  name    text"`` stays a two-column row.
+
+    Example:
+        >>> f = HelpFormatter("prog", width=32)
+        >>> print(f._fill_text("  errors.csv   path, error_type and message of every file", 32, ""))
+          errors.csv   path, error_type
+                       and message of
+                       every file
+    """
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        import re
+        import textwrap
+
+        out = []
+        for line in text.splitlines():
+            if len(indent) + len(line) <= width or not line.strip():
+                out.append(indent + line)
+                continue
+            lead = len(line) - len(line.lstrip())
+            column = re.match(r"\s*\S.*?\s{2,}(?=\S)", line)  # a second column after two or more spaces
+            hang = column.end() if column else lead
+            out += textwrap.wrap(
+                line[lead:], width, initial_indent=indent + " " * lead, subsequent_indent=indent + " " * hang,
+                break_long_words=False, break_on_hyphens=False,
+            )  # fmt: skip
+        return "\n".join(out)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,13 +77,17 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
-    if extra:  # key=value overrides after an option (argparse stops a positional list at the first option)
+    # key=value overrides go anywhere (`train --data D lr=1e-3 --epochs 5 seed=1`): argparse ends a positional list at
+    # the next option, and parse_intermixed_args refuses sub-commands, so the later ones come back as extras and are
+    # appended in order (a later value of a key wins, as when they all come last)
+    if extra:
         if not hasattr(args, "overrides") or any(x.startswith("-") or "=" not in x for x in extra):
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
         args.overrides = [*(args.overrides or []), *extra]
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    args.command_line = shlex.join(["landmark-afl", *(sys.argv[1:] if argv is None else argv)])  # for run logs
     if args.command == "predict":  # before torch starts its thread pool: idle threads sleep, readers get the cycles
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     try:

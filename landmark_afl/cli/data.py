@@ -37,9 +37,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     formats = convert.add_subparsers(dest="format", metavar="FORMAT")
     convert.set_defaults(func=lambda args: (convert.print_help(), 2)[1])
     isbi = formats.add_parser("isbi2015", help="ISBI 2015 cephalometric (RawImage/, AnnotationsByMD/)")
-    isbi.add_argument("src", type=Path)
-    isbi.add_argument("dst", type=Path)
-    isbi.add_argument("--reference", choices=("mean", "senior", "junior"), default="mean")
+    isbi.add_argument("src", type=Path, help="the unpacked challenge folder (RawImage/, AnnotationsByMD/)")
+    isbi.add_argument("dst", type=Path, help="output data set folder (created; must be empty unless --force)")
+    isbi.add_argument("--reference", choices=("mean", "senior", "junior"), default="mean",
+                      help="ground truth: the mean of the two doctors' annotations (default, the usual choice), or "
+                      "one doctor's (AnnotationsByMD/400_senior or 400_junior)")  # fmt: skip
     isbi.add_argument("--val", type=int, default=None, metavar="N",
                       help="move the last N TrainingData images (by id) to val, where checkpoints are chosen "
                       "(default: 10 %%, 15 of 150; 0: no val split)")  # fmt: skip
@@ -47,8 +49,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     isbi.add_argument("--force", action="store_true", help="replace a non-empty output folder")
     isbi.set_defaults(func=run_convert)
     hand = formats.add_parser("hand-atlas", help="Digital Hand Atlas (images/*.mha, setup/all.csv)")
-    hand.add_argument("src", type=Path)
-    hand.add_argument("dst", type=Path)
+    hand.add_argument("src", type=Path, help="the Digital Hand Atlas folder (images/*.mha, setup/all.csv)")
+    hand.add_argument("dst", type=Path, help="output data set folder (created; must be empty unless --force)")
     hand.add_argument("--cv-set", type=int, default=1, help="setup/cv_reduced/setN fold for the splits")
     hand.add_argument(
         "--val",
@@ -61,23 +63,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     hand.set_defaults(func=run_convert)
 
 
-def _progress():
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+def _progress(description: str, total: int | None = None):
+    """A progress bar on stderr (a terminal), or a line every few seconds there (piped)."""
+    from landmark_afl.engine.console import progress
 
-    return Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        transient=True,
-        console=_console(stderr=True),
-    )
+    return progress(_console(stderr=True), description, total)
 
 
 def _console(stderr: bool = False):
-    from rich.console import Console
+    from landmark_afl.engine.console import RunConsole
 
-    return Console(stderr=stderr, highlight=False)
+    return RunConsole(stderr=stderr, highlight=False)
 
 
 def run_check(args: argparse.Namespace) -> int:
@@ -112,12 +108,9 @@ def _check_landmark_dataset(args: argparse.Namespace) -> int:
     from landmark_afl.data.dataset import DatasetError
 
     summary = CheckSummary()
-    with _progress() as bar:
-        task = bar.add_task("reading images", total=None)
+    with _progress("reading images") as update:
         try:
-            problems = check_dataset(
-                args.dir, summary, progress=lambda done, total: bar.update(task, total=total, completed=done)
-            )
+            problems = check_dataset(args.dir, summary, progress=update)
         except DatasetError as err:
             print(f"landmark-afl data check: {err}", file=sys.stderr)
             return 1
@@ -157,15 +150,9 @@ def run_phantom(args: argparse.Namespace) -> int:
     kwargs = {k: v for k, v in {"n": args.n, "seed": args.seed, "size": args.size}.items() if v is not None}
     if kwargs.get("n", 1) < 1 or kwargs.get("size", 64) < 64:
         raise UsageError("--n must be >= 1 and --size >= 64")
-    with _progress() as bar:
-        task = bar.add_task("rendering phantom", total=kwargs.get("n"))
+    with _progress("rendering phantom", kwargs.get("n")) as update:
         try:
-            out = generate_phantom(
-                args.out,
-                force=args.force,
-                progress=lambda done, total: bar.update(task, total=total, completed=done),
-                **kwargs,
-            )
+            out = generate_phantom(args.out, force=args.force, progress=update, **kwargs)
         except DatasetError as err:
             print(f"landmark-afl data phantom: {err}", file=sys.stderr)
             return 1

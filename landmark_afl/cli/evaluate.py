@@ -71,7 +71,8 @@ def add_parser(sub) -> None:
     )
     p.add_argument("inputs", nargs="+", metavar="RUN_OR_EVAL_DIR", help="evaluate output folders or run folders")
     p.add_argument("--labels", help="comma-separated row labels, one per input (default: the run folder names)")
-    p.add_argument("--title", default="landmark-afl: false negatives per run and contrast protocol")
+    p.add_argument("--title", default="landmark-afl: false negatives per run and contrast protocol",
+                   help="title of report.md, report.html and report.json (default: %(default)r)")  # fmt: skip
     _add_eval_options(p, None)
     p.add_argument("--out", required=True, help="output folder (refused when not empty, unless --force)")
     p.add_argument("--force", action="store_true", help="overwrite the files of a non-empty --out")

@@ -6,7 +6,7 @@ import argparse
 import math
 from pathlib import Path
 
-from landmark_afl.cli import UsageError
+from landmark_afl.cli import HelpFormatter, UsageError
 
 EXIT_OK, EXIT_USAGE, EXIT_SOME_FAILED = 0, 2, 3
 
@@ -18,7 +18,12 @@ outputs (in --out, one row per image, sorted by path):
   results.jsonl   the same, one JSON object per image
   errors.csv      path, error_type, message for every file that could not be read
   overlays/       with --overlays: PNGs with the landmarks drawn and labelled
-Patient name, ID and birth date are never written unless --keep-phi is given.
+  dicom/          with --dicom, per DICOM input: NAME.gsps.dcm (a presentation state: the detected landmarks as
+                  points and labels over the original image) and NAME.sr.dcm (a TID 1500 measurement report),
+                  new series of the source's study; results.jsonl's "dicom_outputs" says what was written or why not
+Patient name, ID and birth date are never written to the tables unless --keep-phi is given. The DICOM outputs
+carry the patient and study identity of their source image (a PACS files them with it): treat dicom/ as PHI.
+Images without pixel spacing (JPEG, PNG...) get empty mm columns; --spacing MM or --spacing run gives them mm.
 Resume: run again with the same --out; images already in results.csv or errors.csv are skipped.
 Several processes: torchrun --standalone --nproc_per_node N -m landmark_afl predict RUN INPUT --out DIR
 
@@ -39,7 +44,7 @@ def add_parser(sub) -> None:
         description="Batch inference with a trained run. INPUT is a folder (searched recursively; DICOM recognised "
         "by content, DICOMDIR skipped), one image file, or a text file (.txt/.lst) listing image paths.",
         epilog=PREDICT_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     p.add_argument("run", metavar="RUN", help="run folder made by `landmark-afl train` (or a checkpoint .pt file)")
     p.add_argument("input", metavar="INPUT", help="folder, image file, or text file of paths (one per line)")
@@ -48,13 +53,19 @@ def add_parser(sub) -> None:
     p.add_argument("--batch-size", type=int, default=8, help="images per forward pass (default 8)")
     p.add_argument("--workers", type=int, default=2, help="reader processes (0 = read in the main process; default 2)")
     p.add_argument("--overlays", action="store_true", help="also write OUT/overlays/*.png with the landmarks drawn")
+    p.add_argument(
+        "--dicom",
+        action="store_true",
+        help="also write OUT/dicom/*.gsps.dcm and *.sr.dcm (presentation state, SR) per DICOM input",
+    )
     p.add_argument("--threshold", type=float, help="peak response for 'present' (default: the run's detect_threshold)")
     p.add_argument("--engine", choices=("torch", "onnx"), default="torch", help="inference engine (default torch)")
     p.add_argument("--onnx", help="ONNX file for --engine onnx (default: export the run to OUT/model-<which>.onnx)")
     p.add_argument("--keep-phi", action="store_true", help="write DICOM patient name, ID and birth date (off)")
     p.add_argument("--which", choices=("best", "last"), default="best", help="checkpoint of RUN to use")
-    p.add_argument("--spacing", type=float, nargs="+", metavar="MM",
-                   help="pixel spacing (mm; one value, or row col) for images that carry none")  # fmt: skip
+    p.add_argument("--spacing", nargs="+", metavar="MM",
+                   help="pixel spacing for images that carry none (JPEG, PNG...): mm (one value, or row col), or "
+                   "'run' for the spacing of the run's training data set (its dataset.yaml spacing_mm)")  # fmt: skip
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1... (default auto)")
     p.add_argument("--amp", choices=("auto", "off", "bf16"), default="auto",
                    help="torch engine precision: auto = bf16 where the GPU or CPU has it (AVX-512 BF16, AMX), else "
@@ -83,10 +94,17 @@ def _check_args(args: argparse.Namespace) -> None:
         raise UsageError(f"--workers must be >= 0, got {args.workers}")
     if args.threshold is not None and not (math.isfinite(args.threshold) and args.threshold >= 0):
         raise UsageError(f"--threshold must be a finite peak response >= 0 (confident ~1), got {args.threshold}")
-    if args.spacing is not None and (len(args.spacing) not in (1, 2) or not plausible_spacing(args.spacing)):
-        raise UsageError(
-            f"--spacing takes one or two pixel sizes in mm (row col) between 0.001 and 10, got {args.spacing}"
-        )
+    if args.spacing is not None and args.spacing != ["run"]:
+        try:
+            mm = [float(v) for v in args.spacing]
+        except ValueError:
+            mm = []
+        if len(mm) not in (1, 2) or not plausible_spacing(mm):
+            raise UsageError(
+                "--spacing takes one or two pixel sizes in mm (row col) between 0.001 and 10, or 'run' (the run's "
+                f"data set spacing), got {' '.join(args.spacing)}"
+            )
+        args.spacing = mm
     if args.onnx and args.engine != "onnx":
         raise UsageError("--onnx is only used with --engine onnx")
 
@@ -125,6 +143,32 @@ def _onnx_engine(args, run, out_dir: Path, device, ctx):
     return OnnxEngine(path, device=device)
 
 
+def _fallback_spacing(args: argparse.Namespace, run) -> tuple[tuple[float, float] | None, str]:
+    """(row, col) mm for images without spacing and its ``spacing_source`` label: ``--spacing MM [MM]``, or
+    ``--spacing run`` (the run's data set spacing, labelled "dataset.yaml"), or none."""
+    if args.spacing is None:
+        return None, "--spacing"
+    if args.spacing == ["run"]:
+        fallback = (run.state or {}).get("spacing_fallback")
+        if not fallback:
+            raise UsageError(
+                f"--spacing run: the run {args.run} was trained on a data set without spacing_mm in its dataset.yaml; "
+                "give the pixel size instead: --spacing MM (or row col)"
+            )
+        return (float(fallback[0]), float(fallback[-1])), "dataset.yaml"
+    return (args.spacing[0], args.spacing[-1]), "--spacing"
+
+
+def _dicom_line(summary) -> str:
+    """The console line of a ``--dicom`` job: images with outputs, DICOM inputs skipped, non-DICOM inputs."""
+    parts = [f"DICOM outputs for {summary.dicom_images} images"]
+    if summary.dicom_skipped:
+        parts.append(f"{summary.dicom_skipped} DICOM inputs skipped (warnings above; reasons in results.jsonl)")
+    if summary.dicom_not_dicom:
+        parts.append(f"{summary.dicom_not_dicom} inputs not DICOM (none for them)")
+    return ", ".join(parts) + " in this job"
+
+
 def run_predict_command(args: argparse.Namespace) -> int:
     from rich.console import Console
 
@@ -136,6 +180,13 @@ def run_predict_command(args: argparse.Namespace) -> int:
     from landmark_afl.recipes.landmarks import resolve_device
 
     _check_args(args)
+    if args.dicom:
+        from landmark_afl.inference.dicom_outputs import require_highdicom
+
+        try:
+            require_highdicom()
+        except ImportError as err:
+            raise UsageError(str(err)) from err
     console = Console(stderr=True)
     ctx = init_distributed(args.device)
     try:
@@ -167,11 +218,11 @@ def run_predict_command(args: argparse.Namespace) -> int:
                 raise UsageError(str(err)) from err
         else:
             engine = TorchEngine(run.task, device, amp=args.amp)
-        spacing = None if args.spacing is None else (args.spacing[0], args.spacing[-1])
+        spacing, spacing_label = _fallback_spacing(args, run)
         options = PredictOptions(
             batch_size=args.batch_size, workers=args.workers, threshold=args.threshold, overlays=args.overlays,
             overlay_root=common_root(paths), keep_phi=args.keep_phi, fallback_spacing=spacing,
-            progress=not args.no_progress,
+            spacing_label=spacing_label, dicom=args.dicom, progress=not args.no_progress,
         )  # fmt: skip
         try:
             summary = run_predict(paths, out_dir, run, engine, protocol, options, ctx, console)
@@ -185,6 +236,10 @@ def run_predict_command(args: argparse.Namespace) -> int:
             f"({summary.failed} failed) in {summary.seconds:.1f} s ({summary.images_per_second:.1f} img/s); "
             f"{summary.results_total} results, {summary.failed_total} errors in {out_dir}"
         )
+        if args.dicom:
+            console.print(_dicom_line(summary))
+        if summary.no_spacing:
+            console.print(f"{summary.no_spacing} results of this job have no mm (no pixel spacing; see the note above)")
         if summary.failed_total:
             console.print(f"[yellow]{summary.failed_total} images failed: see {out_dir / 'errors.csv'}[/yellow]")
     return EXIT_SOME_FAILED if summary.failed_total else EXIT_OK

@@ -73,16 +73,16 @@ def flag_values(args: argparse.Namespace, config) -> dict[str, str]:
 def run(args: argparse.Namespace) -> int:
     import warnings
 
-    from rich.console import Console
-
     from landmark_afl.engine.checkpoint import CheckpointError
     from landmark_afl.engine.config import ConfigError, format_config_docs, parse_overrides
+    from landmark_afl.engine.console import RunConsole
     from landmark_afl.engine.distributed import init_distributed
     from landmark_afl.engine.trainer import NonFiniteLossError
     from landmark_afl.recipes import get_recipe
     from landmark_afl.recipes.train import resolve_config, train_recipe
 
-    console = Console(log_path=False)  # no source-file column: the width goes to the message
+    # no source-file column; whole lines when piped; run_dir/train.log gets a plain copy once training starts
+    console = RunConsole(command=getattr(args, "command_line", None))
     try:
         recipe = get_recipe(_task_name(args))
         if args.show_config:
@@ -100,6 +100,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         try:
             run_dir = Path(args.resume) if args.resume else _prepare_on_rank0(args, recipe, cfg, dist)
+            if dist.is_main:  # at once: reading the data (or generating the phantom) may take a while
+                what = "resuming" if args.resume else "training"
+                console.log(f"{what} {run_dir} (--task {recipe.name}): reading the data set, building the model")
             best = train_recipe(recipe, cfg, run_dir, resume=bool(args.resume), console=console, dist=dist)
         except NonFiniteLossError as err:
             console.print(f"[red]error:[/red] {err}")
@@ -115,6 +118,7 @@ def run(args: argparse.Namespace) -> int:
             console.print(f"[bold]validation (best epoch {best.get('epoch')}):[/bold] {summary}\nrun folder: {run_dir}")
         return 0
     finally:
+        console.close_log()
         dist.close()
 
 

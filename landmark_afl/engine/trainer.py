@@ -4,8 +4,11 @@ The trainer knows no task, data set or loss: it writes what the task hands it. R
 per epoch: the trainer's own columns, ``train_<name>`` for the epoch mean of each scalar the task logs, and the
 task's ``val_*`` metrics), ``<task.records_file>`` (one row per training sample per epoch, from the task's
 ``records``), ``checkpoints/last.pt`` and ``best.pt`` (the task's ``selection_key`` decides), TensorBoard event
-files. Each epoch reseeds the global RNGs with ``(seed, epoch)`` and the data set's augmentation with the epoch, so
-``resume`` from the end of epoch e trains exactly like an uninterrupted run.
+files, and ``train.log``: the console's lines as plain text (``engine.console.RunConsole``), appended on resume after
+a marker line, deleted with the other files when a fresh run stops before its first epoch ends. Validation shows
+its progress (a bar on a terminal, a line every few seconds when piped). Each epoch reseeds the global RNGs with
+``(seed, epoch)`` and the data set's augmentation with the epoch, so ``resume`` from the end of epoch e trains
+exactly like an uninterrupted run.
 
 Under torchrun (a ``DistContext`` with several processes) the trainer is data-parallel: every process starts from
 rank 0's weights, trains on its ``DistributedSampler`` share (seeded with the run's seed, reshuffled per epoch), and
@@ -30,6 +33,7 @@ import torch
 
 from landmark_afl.engine.atomic import write_atomic
 from landmark_afl.engine.checkpoint import load_checkpoint, save_checkpoint
+from landmark_afl.engine.console import LOG_FILE, Counted, RunConsole, fmt_seconds, progress, progress_bar
 from landmark_afl.engine.distributed import DistContext
 from landmark_afl.engine.optim import OptimConfig, autocast_dtype, build_optimizer, lr_lambda
 
@@ -184,25 +188,51 @@ class Trainer:
 
     # -- training --------------------------------------------------------------------------------------------
     def fit(self, console=None) -> dict:
+        """Train to ``cfg.epochs``; returns the last epoch's metrics.
+
+        ``console``: where the lines go (a ``RunConsole`` that already logs is used as it is; any other console is
+        followed by one that copies its lines to ``train.log``, closed when training ends).
+        """
         from rich.console import Console
         from torch.utils.tensorboard import SummaryWriter
 
-        console = console or Console(log_path=False)
+        owned = False
         if not self.dist.is_main:
             console = Console(quiet=True)
+        elif not isinstance(console, RunConsole):
+            console, owned = (RunConsole() if console is None else RunConsole.like(console)), True
         writer = SummaryWriter(str(self.run_dir), purge_step=self.step or None) if self.dist.is_main else _NullWriter()
+        fresh, opened = self.epoch == 0, False
+        if self.dist.is_main and console.log_file is None:
+            marker = "train started" if fresh else f"resumed after epoch {self.epoch} (step {self.step})"
+            console.open_log(self.run_dir / LOG_FILE, marker)
+            opened = True
         metrics: dict = dict(self.best_metrics or {})
         try:
             while self.epoch < self.cfg.epochs:
                 metrics = self._train_epoch(console, writer)
                 if self.dist.is_main:
-                    with self._autocast():
-                        metrics.update(self.task.validate(self.val_loader, self.run_dir))
+                    metrics.update(self._validate(console, metrics["epoch"]))
                 metrics = self.dist.broadcast_object(metrics)
                 self._end_epoch(metrics, writer, console)
+        except BaseException:
+            if opened and fresh and self.epoch == 0:  # the run folder goes: so does its log
+                console.discard_log()
+            raise
         finally:
             writer.close()
+            if owned:
+                console.close_log()
         return metrics
+
+    def _validate(self, console, epoch: int) -> dict:
+        """The task's validation, with its progress shown (it may take minutes on a large validation split)."""
+        try:
+            total = len(self.val_loader)
+        except TypeError:  # an iterable loader without a length
+            total = None
+        with progress(console, f"validating epoch {epoch}", total) as update, self._autocast():
+            return self.task.validate(Counted(self.val_loader, update), self.run_dir)
 
     def _train_epoch(self, console, writer) -> dict:
         epoch = self.epoch + 1
@@ -216,9 +246,9 @@ class Trainer:
         n_steps = len(self.train_loader)
         t0 = time.perf_counter()
         seen, loss_sum, log_sums, window, records = 0, 0.0, defaultdict(float), [], []
-        progress = _progress_bar(console)
-        bar = progress.add_task(f"epoch {epoch}/{self.cfg.epochs}", total=n_steps)
-        with progress:
+        live = progress_bar(console)
+        bar = live.add_task(f"epoch {epoch}/{self.cfg.epochs}", total=n_steps)
+        with live:
             for i, batch in enumerate(self.train_loader):
                 out, batch_size = self._train_step(epoch, i, batch)
                 loss_value = out["loss"].item()
@@ -234,7 +264,7 @@ class Trainer:
                     remaining = ((self.cfg.epochs - epoch + 1) * n_steps - i - 1) * batch_size / max(rate, 1e-9)
                     where = f"epoch {epoch}/{self.cfg.epochs} step {i + 1}/{n_steps}"
                     self._log_step(console, writer, where, loss_value, np.mean(window[-20:]), logged, rate, remaining)
-                progress.update(bar, advance=1, description=f"epoch {epoch}/{self.cfg.epochs} loss {loss_value:.4g}")
+                live.update(bar, advance=1, description=f"epoch {epoch}/{self.cfg.epochs} loss {loss_value:.4g}")
         elapsed = time.perf_counter() - t0
         self.dist.broadcast_module(self.task, buffers_only=True)  # rank 0's BatchNorm statistics everywhere
         keys = sorted(log_sums)
@@ -290,7 +320,7 @@ class Trainer:
             logged if self.task.console_keys is None else {k: logged[k] for k in self.task.console_keys if k in logged}
         )
         extra = "".join(f" {k} {v:.4g}" for k, v in shown.items())
-        console.log(f"{where} loss {smoothed:.4g}{extra} lr {lr:.2e} {rate:.1f} img/s ETA {_fmt_seconds(remaining)}")
+        console.log(f"{where} loss {smoothed:.4g}{extra} lr {lr:.2e} {rate:.1f} img/s ETA {fmt_seconds(remaining)}")
         writer.add_scalar("train/loss", loss, self.step)
         writer.add_scalar("train/lr", lr, self.step)
         for key, value in logged.items():
@@ -379,17 +409,3 @@ def _distributed_loader(loader, dist: DistContext, seed: int):
         collate_fn=loader.collate_fn, drop_last=loader.drop_last, pin_memory=loader.pin_memory,
         persistent_workers=loader.persistent_workers,
     )  # fmt: skip
-
-
-def _progress_bar(console):
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    return Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-        console=console, transient=True, disable=not console.is_terminal,
-    )  # fmt: skip
-
-
-def _fmt_seconds(seconds: float) -> str:
-    seconds = int(seconds)
-    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"

@@ -127,7 +127,7 @@ def _run_landmark_comparison(recipe, settings: CompareSettings, out: Path, conso
     from landmark_afl.engine.trainer import NonFiniteLossError
     from landmark_afl.evaluation.evaluator import evaluate_run, resolve_protocols
     from landmark_afl.evaluation.html import write_side_by_side
-    from landmark_afl.evaluation.report import load_report, side_by_side, table_csv, table_markdown
+    from landmark_afl.evaluation.report import load_report, side_by_side, table_markdown
     from landmark_afl.evaluation.report import write_evaluation as write_eval
 
     console = console or Console()
@@ -180,7 +180,7 @@ def _run_landmark_comparison(recipe, settings: CompareSettings, out: Path, conso
         console.print("[red]no run finished; nothing to report[/red]")
         return 1
     from landmark_afl.evaluation.paired_report import PAIRED_NOTE, paired_csv, paired_html, paired_markdown, paired_rows
-    from landmark_afl.evaluation.side_by_side import collect_difficulty, print_table, report_notes
+    from landmark_afl.evaluation.side_by_side import collect_difficulty, print_table, report_notes, side_by_side_csv
 
     report_dir = out / "report"
     report_dir.mkdir(exist_ok=True)
@@ -200,7 +200,7 @@ def _run_landmark_comparison(recipe, settings: CompareSettings, out: Path, conso
     write_atomic(report_dir / "paired.json", json.dumps(paired, indent=1))
     run_rows = side_by_side(per_run)
     write_atomic(report_dir / "per_run.md", table_markdown(run_rows))
-    write_atomic(report_dir / "per_run.csv", table_csv(run_rows))
+    write_atomic(report_dir / "per_run.csv", side_by_side_csv(run_rows))
     print_table(console, rows)
     if paired:
         print(paired_markdown(paired), flush=True)

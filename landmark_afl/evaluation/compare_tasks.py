@@ -9,6 +9,11 @@ Layout of the comparison folder::
 
 Resumable as the landmark comparison: finished runs are skipped, shorter ones resumed, and an evaluation is redone
 only when its run was trained in this invocation.
+
+``report/report.json`` (format ``landmark-afl-task-comparison``, version 1): ``format``, ``version``, ``title``,
+``notes``, ``arms`` (per arm: ``arm``, ``n_seeds`` (int), ``seeds``, ``<metric>_mean``, ``<metric>_std``), ``paired``
+(``arm``, ``reference``, ``metric``, ``n_seeds``, ``diff``, ``ci``, ``significant``), ``runs`` (``arm``, ``seed``,
+``run``, ``metrics``). ``report.csv``: the header ``arm,n_seeds,<metric>_mean,<metric>_std,...`` then one row per arm.
 """
 
 from __future__ import annotations
@@ -22,6 +27,9 @@ import shutil
 from pathlib import Path
 
 from landmark_afl.engine.atomic import write_atomic
+
+TASK_COMPARISON_FORMAT = "landmark-afl-task-comparison"
+TASK_COMPARISON_VERSION = 1
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:
@@ -197,8 +205,9 @@ def run_task_comparison(recipe, settings, out: Path, console=None) -> int:
                  "".join(f"- {n}\n" for n in notes) + (f"\n## Paired by seed, against {next(iter(arms))}\n\n"
                  + paired_md if paired else ""))  # fmt: skip
     write_atomic(report_dir / "report.csv", table_csv(rows, metrics))
-    write_atomic(report_dir / "report.json", json.dumps({"title": title, "notes": notes, "arms": rows,
-                                                         "paired": paired, "runs": per_run}, indent=1))  # fmt: skip
+    document = {"format": TASK_COMPARISON_FORMAT, "version": TASK_COMPARISON_VERSION, "title": title, "notes": notes,
+                "arms": rows, "paired": paired, "runs": per_run}  # fmt: skip
+    write_atomic(report_dir / "report.json", json.dumps(document, indent=1))
     write_atomic(report_dir / "report.html", table_html(rows, metrics, title, notes, paired))
     run_rows = ["arm,seed," + ",".join(metrics)] + [
         f"{r['arm']},{r['seed']}," + ",".join(str(r["metrics"].get(m, "")) for m in metrics) for r in per_run

@@ -139,7 +139,8 @@ def write_side_by_side(
 
     from landmark_afl.engine.atomic import write_atomic
     from landmark_afl.evaluation.plots import false_negatives_per_landmark_png, threshold_curves_png
-    from landmark_afl.evaluation.report import side_by_side, table_csv, table_markdown
+    from landmark_afl.evaluation.report import side_by_side, table_markdown
+    from landmark_afl.evaluation.side_by_side import side_by_side_csv, side_by_side_document
 
     out = Path(out)
     rows = side_by_side(entries)
@@ -148,7 +149,7 @@ def write_side_by_side(
     sweep_png = threshold_curves_png(entries, next(iter(thresholds)) if len(thresholds) == 1 else None)
     write_atomic(out / "fn_per_landmark.png", fn_png)
     write_atomic(out / "threshold_curves.png", sweep_png)
-    write_atomic(out / "report.csv", table_csv(rows))
+    write_atomic(out / "report.csv", side_by_side_csv(rows))
     md = [f"# {title}", "", *(f"- {n}" for n in notes), "", table_markdown(rows)]
     md += ["FN change: false negatives relative to the first run under the same protocol. MRE / SDR over present and "
            "detected landmarks; MRE (all) / SDR (all) over every present landmark at its heatmap's argmax, detected "
@@ -159,7 +160,7 @@ def write_side_by_side(
     md += ["", "![false negatives per landmark](fn_per_landmark.png)", "", "![threshold curves](threshold_curves.png)"]
     write_atomic(out / "report.md", "\n".join(md) + "\n")
     inputs = [{"label": label, "source": src} for label, src in sources]
-    doc = {"title": title, "notes": list(notes), "rows": rows, "inputs": inputs}
+    doc = side_by_side_document(title, notes, rows, inputs)
     write_atomic(out / "report.json", json.dumps(doc, indent=1, allow_nan=False))
     figures = [("False negatives per landmark", fn_png), ("Threshold sweep", sweep_png)]
     html_sections = [(heading, note, table) for heading, note, _, table in sections]

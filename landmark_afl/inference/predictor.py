@@ -32,8 +32,8 @@ from landmark_afl.inference.writer import (
 
 SETTINGS_FILE = "predict.json"
 # what an OUT folder written before these settings were recorded was made with (fp32, the torch engine); a key
-# still absent from an old predict.json is not checked
-OLDER_OUT_DEFAULTS = {"precision": "fp32"}
+# still absent from an old predict.json is not checked (--dicom did not exist: such a folder has no DICOM outputs)
+OLDER_OUT_DEFAULTS = {"precision": "fp32", "dicom": False}
 LANDMARK_FIELDS = ("x", "y", "x_mm", "y_mm", "peak", "present")
 
 
@@ -48,7 +48,11 @@ class PredictOptions:
         overlays: also write OUT/overlays/<path under the input root>.png.
         overlay_root: the folder overlay names are taken relative to.
         keep_phi: write patient name / ID / birth date of DICOM files (never by default).
-        fallback_spacing: (row, col) mm for images without spacing (source "--spacing"), or None.
+        fallback_spacing: (row, col) mm for images without spacing, or None (their mm stay empty, and a one-time
+            notice says which option gives them).
+        spacing_label: the ``spacing_source`` written for ``fallback_spacing`` ("--spacing", or "dataset.yaml"
+            for ``--spacing run``: the run's data set spacing).
+        dicom: also write OUT/dicom/<name>.gsps.dcm and .sr.dcm per DICOM input (:mod:`.dicom_outputs`).
         progress: show a progress bar (rank 0 only).
     """
 
@@ -59,6 +63,8 @@ class PredictOptions:
     overlay_root: Path | None = None
     keep_phi: bool = False
     fallback_spacing: tuple[float, float] | None = None
+    spacing_label: str = "--spacing"
+    dicom: bool = False
     progress: bool = True
 
 
@@ -74,6 +80,10 @@ class PredictSummary:
     results_total: int = 0
     failed_total: int = 0
     failed_paths: list[str] = field(default_factory=list)
+    no_spacing: int = 0  # results of this job without mm (no spacing in the image, no --spacing)
+    dicom_images: int = 0  # images of this job with DICOM outputs written (--dicom)
+    dicom_skipped: int = 0  # DICOM inputs of this job whose outputs (or one of them) were not written
+    dicom_not_dicom: int = 0  # non-DICOM inputs of this job (no DICOM outputs, by design)
 
     @property
     def images_per_second(self) -> float:
@@ -166,12 +176,14 @@ def job_settings(
     engine=None,
     fallback_spacing=None,
     overlays: bool | None = None,
+    dicom: bool | None = None,
 ) -> dict:
     """The settings that must not change between a run into OUT and its resumption.
 
     ``engine`` adds its name and precision (an fp32 and a bf16 pass differ in the last digits), and
     ``fallback_spacing`` the ``--spacing`` (rows with and without mm must not mix in one results.csv), and
-    ``overlays`` whether every image gets an overlay PNG.
+    ``overlays`` whether every image gets an overlay PNG, ``dicom`` whether every DICOM image gets its
+    presentation state and report.
     """
     digest = hashlib.sha256()
     with Path(run.checkpoint).open("rb") as f:
@@ -188,6 +200,7 @@ def job_settings(
         **({} if engine is None else {"engine": engine.name, "precision": engine.precision}),
         "fallback_spacing": None if fallback_spacing is None else [float(v) for v in fallback_spacing],
         **({} if overlays is None else {"overlays": bool(overlays)}),
+        **({} if dicom is None else {"dicom": bool(dicom)}),
     }
 
 
@@ -228,8 +241,9 @@ def run_predict(
     if ctx.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
         settings = job_settings(
-            run, protocol.name, threshold, options.keep_phi, engine, options.fallback_spacing, options.overlays
-        )
+            run, protocol.name, threshold, options.keep_phi, engine, options.fallback_spacing, options.overlays,
+            options.dicom,
+        )  # fmt: skip
         check_settings(out_dir, settings)
         finalize(out_dir, header)  # rows left in part files by a killed torchrun job
     ctx.barrier()
@@ -237,7 +251,8 @@ def run_predict(
     todo = [p for p in paths if output_path(p) not in done]
     mine = ctx.shard(todo)
     summary = PredictSummary(inputs=len(paths), skipped=len(paths) - len(todo))
-    spacing_label = "--spacing"
+    spacing_label = options.spacing_label
+    dicom_writer = _dicom_writer(out_dir, landmarks, threshold, protocol) if options.dicom else None
     dataset = InferenceSet(mine, protocol, engine.codec.input_size, options.fallback_spacing, options.keep_phi)
     device_is_cuda = str(getattr(engine, "device", "cpu")).startswith("cuda")
     loader = make_loader(dataset, options.batch_size, options.workers, pin_memory=device_is_cuda)
@@ -258,6 +273,13 @@ def run_predict(
                     record["spacing_source"] = spacing_label
                 xy = to_image_coords(xy_input[j], record["scale"][None, :])
                 values, json_record = format_result(record, xy, peaks[j], threshold, landmarks, options.keep_phi)
+                if json_record["spacing_mm"] is None:
+                    summary.no_spacing += 1
+                    if summary.no_spacing == 1 and console is not None:
+                        notice = _no_spacing_notice(output_path(record["path"]), run)
+                        console.print(notice, markup=False, highlight=False)
+                if dicom_writer is not None:  # before the results row: the row is the commit
+                    json_record["dicom_outputs"] = _dicom(dicom_writer, record, xy, peaks[j], options, summary, console)
                 writer.write_result(values, json_record)
                 if options.overlays:
                     _overlay(write_overlay, record, xy, peaks[j], threshold, landmarks, protocol, options, out_dir,
@@ -274,7 +296,9 @@ def run_predict(
         wanted = {output_path(p) for p in paths}
         summary.failed_total = sum(r[0] in wanted for r in read_csv_rows(out_dir / ERRORS_CSV)[1])
         summary.results_total = len(read_csv_rows(out_dir / "results.csv")[1])
-    summary.processed, summary.failed = (int(v) for v in ctx.reduce([summary.processed, summary.failed]))
+    counts = ("processed", "failed", "no_spacing", "dicom_images", "dicom_skipped", "dicom_not_dicom")
+    for name, value in zip(counts, ctx.reduce([getattr(summary, c) for c in counts]), strict=True):
+        setattr(summary, name, int(value))
     summary.seconds, summary.failed_total, summary.results_total = ctx.reduce(
         [summary.seconds, summary.failed_total, summary.results_total], op="max"
     )
@@ -282,13 +306,59 @@ def run_predict(
     return summary
 
 
+def _dicom_writer(out_dir: Path, landmarks: list[str], threshold: float, protocol):
+    from landmark_afl.inference.dicom_outputs import DicomOutputWriter
+
+    return DicomOutputWriter(out_dir, landmarks, threshold, getattr(protocol, "name", ""))
+
+
+def _dicom(dicom_writer, record, xy, peaks, options, summary: PredictSummary, console) -> dict:
+    """The GSPS and SR of one image (``--dicom``); what was written and what was skipped, for results.jsonl."""
+    from landmark_afl.inference.dicom_outputs import NOT_DICOM
+
+    root = options.overlay_root or Path(record["path"]).parent
+    outputs = dicom_writer.write(record["path"], root, xy, peaks)
+    if outputs["gsps"] or outputs["sr"]:
+        summary.dicom_images += 1
+    if outputs["skipped"] == NOT_DICOM:
+        summary.dicom_not_dicom += 1
+    elif outputs["skipped"]:
+        summary.dicom_skipped += 1
+        if console is not None:
+            from rich.markup import escape
+
+            console.print(f"[yellow]warning:[/yellow] {escape(outputs['skipped'])}", highlight=False)
+    return outputs
+
+
+def _no_spacing_notice(path: str, run) -> str:
+    """The one-time notice of a job whose results lack mm: which option gives them."""
+    fallback = (getattr(run, "state", None) or {}).get("spacing_fallback")
+    hint = (
+        f"add --spacing run to use the run's data set spacing ({' x '.join(f'{v:g}' for v in fallback)} mm), or "
+        "--spacing MM [MM] for the true pixel size of these images"
+        if fallback
+        else "add --spacing MM [MM] (row col) with the true pixel size of these images"
+    )
+    return (
+        f"note: {path} carries no pixel spacing (as JPEG / PNG files never do): its mm columns are empty, and so "
+        f"are those of every such image of this job; {hint} (in a new --out folder)"
+    )
+
+
 def _overlay(write_overlay, record, xy, peaks, threshold, landmarks, protocol, options, out_dir, console) -> None:
     from landmark_afl.inference.inputs import overlay_name
 
     root = options.overlay_root or Path(record["path"]).parent
     target = out_dir / "overlays" / overlay_name(Path(record["path"]), root)
+    try:  # the run's name for the title: the folder of the checkpoint OUT/predict.json records
+        checkpoint = Path(json.loads((out_dir / SETTINGS_FILE).read_text())["checkpoint"])
+        run_name = (checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else checkpoint.parent).name
+    except (OSError, ValueError, KeyError, TypeError):
+        run_name = None
     try:
-        write_overlay(record["path"], protocol, xy, peaks, peaks >= threshold, landmarks, target)
+        write_overlay(record["path"], protocol, xy, peaks, peaks >= threshold, landmarks, target, run_name=run_name,
+                      threshold=threshold)  # fmt: skip
     except Exception as err:  # noqa: BLE001 - an overlay is a picture; its failure must not lose the result
         if console is not None:
             console.print(f"[yellow]warning:[/yellow] overlay of {record['path']} not written: {err}")

@@ -7,6 +7,9 @@
   as done once its results.csv row (or its errors.csv row) exists, and a jsonl line without its csv row (a kill
   between the two writes) is dropped on the next start.
 * Resume: :func:`done_paths` reads the paths already in results.csv and errors.csv; ``predict`` skips them.
+* Schema: every results.jsonl line is one JSON object whose first key is ``"schema": RESULTS_SCHEMA`` (1: the
+  fields of docs/CONTRACTS.md); a line without it was written before the field existed and has schema 1's fields.
+  Resume and merging go by ``path`` alone, so folders of either kind (or both) resume alike.
 * Order: rows are appended in path order; :func:`finalize` merges the part files of torchrun ranks and re-sorts by
   path whenever the files are not already sorted, so the final order never depends on workers or ranks.
 * Paths: any name the file system allows is written losslessly as one line of UTF-8 text (:func:`output_path`):
@@ -32,6 +35,7 @@ RESULTS_JSONL = "results.jsonl"
 ERRORS_CSV = "errors.csv"
 ERROR_COLUMNS = ["path", "error_type", "message"]
 PARTS_DIR = "parts"
+RESULTS_SCHEMA = 1  # the "schema" of each results.jsonl line (see the module doc)
 
 
 _KEEP_UNQUOTED = frozenset(range(0x20, 0x7F)) - {ord("%")}
@@ -303,8 +307,8 @@ class OutputWriter:
             written += os.write(fd, data[written:])
 
     def write_result(self, csv_values: list, record: dict) -> None:
-        """One image's results: its jsonl line, then its csv row (the commit)."""
-        self._write(self._fds[RESULTS_JSONL], json.dumps(record) + "\n")
+        """One image's results: its jsonl line (``schema`` first), then its csv row (the commit)."""
+        self._write(self._fds[RESULTS_JSONL], json.dumps({"schema": RESULTS_SCHEMA, **record}) + "\n")
         self._write(self._fds[RESULTS_CSV], csv_line(csv_values))
 
     def write_error(self, path: str, error_type: str, message: str) -> None:

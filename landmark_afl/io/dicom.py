@@ -1,9 +1,10 @@
 """DICOM reader: header once with pydicom, pixels with pydicom's codecs, SimpleITK (GDCM) where pydicom has none.
 
 Decoders: pydicom with the pylibjpeg openjpeg and rle plugins (and Pillow for 8-bit JPEG) decodes uncompressed
-(little/big endian, implicit/explicit VR, deflated), RLE, JPEG 2000 and 8-bit JPEG. Without the GPL
-``pylibjpeg-libjpeg`` (extra ``landmark-afl[libjpeg]``) or ``python-gdcm`` it has no codec for JPEG lossless,
-JPEG-LS and 12-bit JPEG extended: those go to :func:`landmark_afl.io.itk.decode_dicom_with_sitk`, which returns
+(little/big endian, implicit/explicit VR, deflated), RLE, JPEG 2000 and 8-bit JPEG, and JPEG-LS through
+``pyjpegls`` (MIT; installed with highdicom). Without the GPL ``pylibjpeg-libjpeg`` (extra ``landmark-afl[libjpeg]``)
+or ``python-gdcm`` it has no codec for JPEG lossless and 12-bit JPEG extended (nor JPEG-LS without pyjpegls): those
+go to :func:`landmark_afl.io.itk.decode_dicom_with_sitk`, which returns
 the same stored values (lossless files decode bit-identical to their uncompressed originals).
 ``meta["decoder"]`` says which one decoded the file. Only the first frame is decoded.
 
@@ -238,7 +239,8 @@ def read_dicom(
 def _pixels(
     ds: Any, ts: Any, path: Path, photometric: str, target_size: tuple[int, int] | None, meta: dict[str, Any]
 ) -> tuple[np.ndarray, list[str], int]:
-    """Decode frame 0 and apply the pixel steps: ``(grey float32, steps, decode scale)``; VOI window into meta."""
+    """Decode frame 0 and apply the pixel steps: ``(grey float32, steps, decode scale)``; the VOI into meta
+    (``voi_window`` / ``voi_source``, the linear summary, and ``voi``, what is applied exactly)."""
     reduced = None
     if target_size is not None and str(ts) in j2k.J2K_TRANSFER_SYNTAXES:
         reduced = _decode_reduced(ds, ts, photometric, target_size, meta)
@@ -262,4 +264,5 @@ def _pixels(
             grey = px.invert(grey, value_range, why, steps)
     px.check_finite(grey, ds, next(k for k in _PIXEL_ELEMENTS if k in ds))
     meta["voi_window"], meta["voi_source"] = px.voi_window(ds, value_range, inverted)
+    meta["voi"] = px.voi_record(ds, value_range, inverted, photometric)
     return grey, steps, scale

@@ -12,9 +12,19 @@ Order (pydicom ``pixels/processing.py``, DICOM PS3.4 grayscale pipeline):
 Rescale Slope and Intercept must be finite (and the slope non-zero) and map the stored range into float32; the
 pixels after these steps must be finite. Otherwise :class:`PixelStepError` names the tag (the reader turns it into
 an ``ImageReadError``).
-The VOI window (Window Center / Width, or VOI LUT Sequence) is NOT applied: it is returned as ``(center, width)``
-in output units, i.e. after the modality LUT and mirrored like the pixels when they were inverted
-(``center' = lo + hi - center``; the width is unchanged), so ``[c - w/2, c + w/2]`` of the output is the window.
+The VOI (PS3.3 C.11.2: Window Center / Width with its VOI LUT Function, or a VOI LUT Sequence) is NOT applied by
+the reader. It is recorded twice:
+
+- ``meta["voi_window"]``: a linear summary ``(center, width)`` in output units, i.e. after the modality LUT and
+  mirrored like the pixels when they were inverted (``center' = lo + hi - center``; the width is unchanged), so
+  ``[c - w/2, c + w/2]`` of the output is the window (for a LUT: its input range). :func:`voi_window`.
+- ``meta["voi"]``: everything needed to apply the file's VOI exactly (:func:`voi_record`), applied by
+  :func:`apply_voi` (the protocol step ``voi_window`` and the overlays use it). It follows pydicom's
+  ``apply_voi_lut`` (``prefer_lut=True``): the first VOI LUT Sequence item when it has LUT Descriptor and LUT Data,
+  else the first Window Center / Width with VOILUTFunction LINEAR (the default), LINEAR_EXACT or SIGMOID. The VOI
+  works on the modality output; the pixels here may have been inverted after it, so :func:`apply_voi` maps them
+  back (``v = lo + hi - x``), applies the VOI, scales its output range to [0, 1] and inverts that (``1 - y``): the
+  MONOCHROME1 display, bone bright. Colour images get no ``voi`` (pydicom windows MONOCHROME1/2 only).
 """
 
 from __future__ import annotations
@@ -187,11 +197,11 @@ def invert(arr: np.ndarray, value_range: tuple[float, float], why: str, steps: l
 def voi_window(
     ds: Any, value_range: tuple[float, float], inverted: bool
 ) -> tuple[tuple[float, float] | None, str | None]:
-    """The first VOI window in output units (see the module docstring), and where it came from.
+    """The first VOI window as a linear summary in output units (see the module docstring), and where it came from.
 
     Returns:
         ``((center, width) or None, source)``; source is ``"WindowCenter/WindowWidth"``,
-        ``"VOILUTSequence (input range)"`` or None.
+        ``"VOILUTSequence (input range)"`` or None. What is applied exactly is :func:`voi_record`.
     """
     center = ds.get("WindowCenter")
     width = ds.get("WindowWidth")
@@ -215,6 +225,191 @@ def voi_window(
         lo, hi = value_range
         window = (lo + hi - window[0], window[1])
     return window, source
+
+
+VOI_FUNCTIONS = ("LINEAR", "LINEAR_EXACT", "SIGMOID")  # VOILUTFunction (0028,1056), PS3.3 C.11.2.1.3
+_WINDOW_BITS = 16  # the windowing functions are evaluated into [0, 2**16 - 1] (pydicom's y range), then scaled
+
+
+def voi_record(ds: Any, value_range: tuple[float, float], inverted: bool, photometric: str) -> dict[str, Any] | None:
+    """What :func:`apply_voi` needs to apply the file's VOI exactly (``meta["voi"]``); None without a usable one.
+
+    Chosen as pydicom's ``apply_voi_lut`` chooses (index 0, ``prefer_lut=True``): the first VOI LUT Sequence item
+    that has LUT Descriptor and LUT Data, else the first Window Center / Width. JSON-friendly (numbers, strings,
+    tuples); a LUT holds its entries (at most 65 536 ints).
+
+    Args:
+        ds: the data set.
+        value_range: ``(lo, hi)`` of the modality output (:func:`apply_modality`), used for the inversion.
+        inverted: whether the pixels were inverted after the modality LUT (``lo + hi - v``).
+        photometric: Photometric Interpretation; only MONOCHROME1 / MONOCHROME2 get a record.
+
+    Returns:
+        ``{"function", "center", "width", "lut_first", "lut_bits", "lut", "inverted", "value_range", "source"}``:
+        ``function`` is ``"LINEAR"``, ``"LINEAR_EXACT"``, ``"SIGMOID"`` or ``"LUT"``; ``center`` / ``width`` the
+        window in modality-output units (before any inversion; None for a LUT); ``lut_first`` the first input value
+        the LUT maps, ``lut_bits`` its output bits (output scaled by ``2**lut_bits - 1``: the LUT Descriptor's third
+        value, or the bits its largest entry needs when that is more), ``lut`` its entries (None for a window);
+        ``source`` the tags used, in words. None when the file has no VOI, a colour image, a window width the
+        function cannot use (LINEAR needs more than 1, the others more than 0; the same fallback as before), or a
+        LUT pydicom cannot read.
+    """
+    if photometric not in ("MONOCHROME1", "MONOCHROME2"):
+        return None
+    try:
+        record = _lut_record(ds) if _has_voi_lut(ds) else _window_record(ds)
+    except (TypeError, ValueError, AttributeError, IndexError, KeyError, NotImplementedError):
+        return None
+    if record is not None:
+        record.update(inverted=bool(inverted), value_range=(float(value_range[0]), float(value_range[1])))
+    return record
+
+
+def _has_voi_lut(ds: Any) -> bool:
+    """pydicom's test in ``apply_voi_lut``: a first VOI LUT Sequence item with LUT Descriptor and LUT Data."""
+    seq = ds.get("VOILUTSequence")
+    return bool(seq) and seq[0].get("LUTDescriptor") is not None and seq[0].get("LUTData") is not None
+
+
+def _lut_record(ds: Any) -> dict[str, Any]:
+    from pydicom.pixels import apply_voi
+
+    item = ds.VOILUTSequence[0]
+    n_raw, first_raw, bits = (int(v) for v in list(item.LUTDescriptor)[:3])
+    n = n_raw or 65536
+    # the entries in order, exactly as pydicom reads LUT Data (US, or OW in the file's byte order)
+    entries = apply_voi(np.arange(first_raw, first_raw + n, dtype=np.int64), ds)
+    first = first_raw - 65536 if int(ds.get("PixelRepresentation") or 0) == 1 and first_raw > 32767 else first_raw
+    out_bits = max(bits, int(entries.max()).bit_length())
+    source = f"VOILUTSequence[0] ({n} entries from {first}, {bits} bits)"
+    if len(ds.VOILUTSequence) > 1:
+        source += f", first of {len(ds.VOILUTSequence)} views"
+    if out_bits != bits:
+        source += f"; entries up to {int(entries.max())} need {out_bits} bits"
+    return dict(
+        function="LUT", center=None, width=None, lut_first=int(first), lut_bits=int(out_bits),
+        lut=tuple(int(v) for v in entries), source=source,
+    )  # fmt: skip
+
+
+def _window_record(ds: Any) -> dict[str, Any] | None:
+    center, width = ds.get("WindowCenter"), ds.get("WindowWidth")
+    if center in (None, "") or width in (None, ""):
+        return None
+    views = len(center) if _is_multi(center) else 1
+    c = float(center[0] if _is_multi(center) else center)
+    w = float(width[0] if _is_multi(width) else width)
+    raw = str(ds.get("VOILUTFunction") or "").strip().upper()
+    function = raw if raw in VOI_FUNCTIONS else "LINEAR"
+    if not (np.isfinite(c) and np.isfinite(w)) or w <= (1.0 if function == "LINEAR" else 0.0):
+        return None
+    source = f"WindowCenter/WindowWidth[0], VOILUTFunction {function}"
+    if not raw:
+        source += " (absent: the default)"
+    elif raw != function:
+        source += f" (unknown value {raw!r}: the default used)"
+    if views > 1:
+        source += f", first of {views} windows"
+    return dict(function=function, center=c, width=w, lut_first=None, lut_bits=None, lut=None, source=source)
+
+
+def apply_voi(x: np.ndarray, voi: dict[str, Any], width_scale: float = 1.0) -> np.ndarray:
+    """The file's VOI (``meta["voi"]``, :func:`voi_record`) applied to the reader's pixels ``x``, as float32 [0, 1].
+
+    ``x`` [H, W] is the reader's output (modality LUT applied, inverted when ``voi["inverted"]``); it may be
+    overwritten. The VOI acts on the modality output ``v`` (``v = lo + hi - x`` when inverted), its output range is
+    scaled to [0, 1] and inverted back when the pixels were (``1 - y``, the MONOCHROME1 display):
+
+    - LINEAR (PS3.3 C.11.2.1.2.1): ``y = (v - (c - 0.5)) / (w - 1) + 0.5`` clipped; LINEAR_EXACT (C.11.2.1.3.2):
+      ``y = (v - c) / w + 0.5`` clipped. Evaluated in float32 on ``x`` (in place, no float64 copy): the same numbers
+      as pydicom's ``apply_windowing`` to float32 rounding (tested). Inverted pixels get the window mirrored,
+      ``c' = lo + hi - c``, as this reader has always done: exact for LINEAR_EXACT, while for LINEAR the half-unit
+      offset of its formula does not mirror, so the window sits one modality unit (``1 / (w - 1)`` of the output)
+      from ``1 - pydicom``; kept so that protocol outputs of MONOCHROME1 files, and runs trained on them, do not
+      change.
+    - SIGMOID (C.11.2.1.3.1): ``y = 1 / (1 + exp(-4 (v - c) / w))``, by pydicom's ``apply_windowing``.
+    - LUT (C.11.2.1.1): pydicom's ``apply_voi`` on ``v`` rounded to integers (the LUT's inputs; integer modality
+      outputs are unchanged; averaged values of a reduced JPEG 2000 decode take the nearest entry); inputs below
+      / above the table take its first / last entry; ``y = entry / (2**lut_bits - 1)``.
+
+    ``width_scale`` widens the VOI around its centre: the window width is multiplied by it (LINEAR: ``w - 1``),
+    and a LUT is stretched along its input axis around the middle of its input range (``width_scale`` 1 = exact).
+
+    Example:
+        >>> voi = dict(function="SIGMOID", center=100.0, width=40.0, inverted=False, value_range=(0.0, 4095.0))
+        >>> [round(float(v), 4) for v in apply_voi(np.array([[100.0, 140.0]], np.float32), voi)[0]]
+        [0.5, 0.982]
+    """
+    function = voi["function"]
+    lo, hi = (float(v) for v in voi["value_range"])
+    inverted = bool(voi["inverted"])
+    x = np.asarray(x, dtype=np.float32)
+    if function in ("LINEAR", "LINEAR_EXACT"):
+        c, w = float(voi["center"]), float(voi["width"])
+        if inverted:  # the window mirrored onto the inverted pixels (see the docstring)
+            c = lo + hi - c
+        if function == "LINEAR":
+            c, w = c - 0.5, w - 1.0
+        w = max(w * float(width_scale), 1e-12)
+        x = np.array(x, dtype=np.float32, copy=True) if not x.flags.writeable else x
+        x -= np.float32(c - w / 2.0)
+        x *= np.float32(1.0 / w)
+        return np.clip(x, 0.0, 1.0, out=x)
+    v = np.float32(lo + hi) - x if inverted else x  # back to the modality output (the invert step's exact inverse)
+    if function == "SIGMOID":
+        from pydicom.pixels import apply_windowing
+
+        y = apply_windowing(v, _window_dataset(float(voi["center"]), float(voi["width"]) * float(width_scale)))
+        y = (y / float(2**_WINDOW_BITS - 1)).astype(np.float32)
+    elif function == "LUT":
+        from pydicom.pixels import apply_voi as pydicom_apply_voi
+
+        lut, first = voi["lut"], int(voi["lut_first"])
+        n = len(lut)
+        if float(width_scale) != 1.0:
+            middle = first + (n - 1) / 2.0
+            v = middle + (v.astype(np.float64) - middle) / float(width_scale)
+        # clipped to the table first: pydicom clamps too, but its uint16 index would wrap beyond first + 65535
+        idx = np.clip(np.rint(v), first, first + n - 1).astype(np.int64)
+        y = pydicom_apply_voi(idx, _lut_dataset(lut, first)).astype(np.float32)
+        y *= np.float32(1.0 / float(2 ** int(voi["lut_bits"]) - 1))
+    else:
+        raise ValueError(f"meta['voi'] function {function!r} is not one of {(*VOI_FUNCTIONS, 'LUT')}")
+    if inverted:
+        np.subtract(np.float32(1.0), y, out=y)
+    return np.clip(y, 0.0, 1.0, out=y)
+
+
+def _window_dataset(center: float, width: float) -> Any:
+    """The smallest data set pydicom's ``apply_windowing`` takes: 16-bit unsigned output, no rescale, SIGMOID."""
+    from pydicom.dataelem import DataElement
+    from pydicom.dataset import Dataset
+
+    ds = Dataset()
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.BitsStored = _WINDOW_BITS
+    ds.PixelRepresentation = 0
+    # FD keeps the float exactly (a DS string would be rounded to 16 characters)
+    ds.add(DataElement(0x00281050, "FD", center))
+    ds.add(DataElement(0x00281051, "FD", width))
+    ds.VOILUTFunction = "SIGMOID"
+    return ds
+
+
+def _lut_dataset(lut: tuple[int, ...], first: int) -> Any:
+    """A data set holding one VOI LUT Sequence item with these entries, for pydicom's ``apply_voi``."""
+    from pydicom.dataelem import DataElement
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence
+
+    n = len(lut)
+    bits = max(int(max(lut)).bit_length(), 8)
+    item = Dataset()
+    item.add(DataElement(0x00283002, "SS" if first < 0 else "US", [n % 65536, first, 8 if bits <= 8 else 16]))
+    item.add(DataElement(0x00283006, "US", list(lut)))
+    ds = Dataset()
+    ds.VOILUTSequence = Sequence([item])
+    return ds
 
 
 def _is_multi(value: Any) -> bool:

@@ -20,6 +20,7 @@ META_KEYS = (
     "series_instance_uid",
     "voi_window",
     "voi_source",
+    "voi",
     "n_frames",
     "frame_used",
     "decoder",
@@ -41,6 +42,14 @@ def new_meta(path: str | Path, fmt: str) -> dict[str, Any]:
     ``x_decoded = (x + 0.5) / f - 0.5``; ``spacing_mm`` is then the spacing of the decoded pixels (f x the file's)
     while ``original_shape`` stays the file's (rows, cols). ``decode_note``: why the file was or was not decoded
     reduced (None when no target size was asked for, or the format has no reduced decode).
+    ``voi_window`` / ``voi_source``: the DICOM VOI as a linear ``(center, width)`` in the units of the returned
+    pixels (mirrored when they were inverted; for a VOI LUT Sequence its input range) and the tag it came from.
+    ``voi``: the file's VOI exactly, as pydicom's ``apply_voi_lut`` would apply it, for
+    :func:`landmark_afl.io.dicom_pixels.apply_voi` (the protocol step ``voi_window``, the overlays): a small dict
+    ``{"function": "LINEAR" | "LINEAR_EXACT" | "SIGMOID" | "LUT", "center", "width"`` (modality-output units, before
+    any inversion), ``"lut_first", "lut_bits", "lut"`` (the LUT's first mapped input, output bits and entries as a
+    tuple of ints), ``"inverted", "value_range"`` (the inversion ``lo + hi - v`` the reader applied) ``, "source"}``
+    (see :func:`landmark_afl.io.dicom_pixels.voi_record`); None for non-DICOM and colour images, or without a VOI.
     Patient name, ID and birth date are never stored.
     """
     meta: dict[str, Any] = dict.fromkeys(META_KEYS)

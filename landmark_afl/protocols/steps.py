@@ -86,12 +86,24 @@ def percentile_window(
 
 
 def voi_window(x: np.ndarray, meta: Mapping[str, Any], *, lo: float, hi: float, width_scale: float) -> np.ndarray:
-    """The image's own display window: ``meta["voi_window"]`` = (center, width) in the units of the image.
+    """The image's own display: the file's VOI exactly as pydicom's ``apply_voi_lut`` applies it, scaled to [0, 1].
 
-    Uses the DICOM linear VOI function (PS3.3 C.11.2.1.2: ``(x - (c - 0.5)) / (w - 1) + 0.5``) with the width
-    multiplied by ``width_scale``. When the image carries no usable window (no DICOM Window Center/Width, a JPEG,
-    a non-positive width) it falls back to ``percentile_window(lo, hi, width_scale)``.
+    With ``meta["voi"]`` (DICOM, :func:`landmark_afl.io.dicom_pixels.voi_record`): Window Center / Width through its
+    VOILUTFunction (LINEAR, LINEAR_EXACT or SIGMOID, PS3.3 C.11.2.1.2 / C.11.2.1.3) or the VOI LUT Sequence
+    (C.11.2.1.1), on the modality output, then inverted back for MONOCHROME1 (bone bright):
+    :func:`landmark_afl.io.dicom_pixels.apply_voi` (a LINEAR window on MONOCHROME1 pixels keeps this step's earlier
+    mirrored window, one modality unit from the exact display, so outputs did not change). ``width_scale``
+    multiplies the window width (LINEAR: ``w - 1``) or stretches a LUT along its input axis around its middle.
+    Without ``meta["voi"]`` but with ``meta["voi_window"]`` = (center, width) in the units of the image (a caller's
+    own window, a colour DICOM): the DICOM linear function ``(x - (c - 0.5)) / (w - 1) + 0.5`` with the width
+    scaled. Without a usable window (no VOI, a JPEG, a width of 1 or less) it falls back to
+    ``percentile_window(lo, hi, width_scale)``.
     """
+    voi = meta.get("voi") if meta else None
+    if isinstance(voi, Mapping) and voi.get("function"):
+        from landmark_afl.io.dicom_pixels import apply_voi
+
+        return apply_voi(x, voi, width_scale)
     window = meta.get("voi_window") if meta else None
     center = width = None
     if window is not None:
@@ -203,11 +215,13 @@ STEPS: dict[str, StepSpec] = {
         StepSpec(
             "voi_window",
             voi_window,
-            "the file's own VOI window (DICOM Window Center/Width); without one, the percentile window lo..hi",
+            "the file's own VOI (DICOM window with its VOI LUT function, or VOI LUT); without one, percentiles lo..hi",
             {
                 "lo": Param(float, 0.5, 0.0, 100.0, doc="fallback: lower percentile -> 0"),
                 "hi": Param(float, 99.5, 0.0, 100.0, doc="fallback: upper percentile -> 1"),
-                "width_scale": _WINDOW_PARAMS["width_scale"],
+                "width_scale": Param(
+                    float, 1.0, 0.1, 10.0, doc="window width multiplier (a VOI LUT: stretch of its input axis)"
+                ),
             },
             maps_to_unit=True,
             check=_check_percentiles,

@@ -62,6 +62,8 @@ def test_two_processes_train_resume_exactly_and_evaluate_in_one(phantom, tmp_pat
     assert len({(r["epoch"], r["image"]) for r in rows}) == 16
     state = load_checkpoint(full / "checkpoints/last.pt")
     assert state["world_size"] == 2 and not any(k.startswith("module.") for k in state["task"])
+    log = (full / "train.log").read_text()  # rank 0 alone writes it
+    assert log.count("=== [") == 1 and log.count("epoch 1 done in") == 1 and log.count("epoch 2 done in") == 1
 
     # killed after epoch 1, resumed under torchrun: the same final weights as the uninterrupted run
     stopped = _torchrun(tmp_path / "dump_split", 1, *args, "--out", str(split))
@@ -69,6 +71,8 @@ def test_two_processes_train_resume_exactly_and_evaluate_in_one(phantom, tmp_pat
     assert load_checkpoint(split / "checkpoints/last.pt")["epoch"] == 1
     resumed = _torchrun(tmp_path / "dump_split", 0, "train", "--resume", str(split))
     assert resumed.returncode == 0, resumed.stderr[-3000:]
+    log = (split / "train.log").read_text()
+    assert log.count("=== [") == 2 and "] resumed after epoch 1 " in log and log.count("epoch 2 done in") == 1
     a, b = load_checkpoint(full / "checkpoints/last.pt"), load_checkpoint(split / "checkpoints/last.pt")
     assert a["epoch"] == b["epoch"] == 2
     for key, tensor in a["task"].items():

@@ -120,12 +120,18 @@ def test_keep_phi_writes_patient_fields_and_overlays(real):
     assert row["patient_name"] == "CompressedSamples^MR1" and row["patient_id"] == "4MR1"
     import cv2
 
+    from landmark_afl.inference.overlay import BAND
+
     overlay = cv2.imread(str(out / "overlays" / "MR_small.dcm.png"))
-    assert overlay is not None and overlay.shape == (64, 64, 3)
+    # the 64 x 64 image enlarged 8x (the overlay's minimum size) below a title band
+    assert overlay is not None and overlay.shape[1] >= 512 and overlay.shape[0] > 512
+    band = overlay.shape[0] - 512
+    assert tuple(overlay[0, 0]) == BAND
     coloured = overlay.max(-1) != overlay.min(-1)  # marks and labels are drawn in colour on the grey image
-    assert coloured.any()
-    x, y = round(float(row["nasion_x"])), round(float(row["nasion_y"]))
-    assert coloured[max(0, y - 4) : y + 5, max(0, x - 4) : x + 5].any()  # a mark at a predicted landmark
+    assert coloured[band:].any()
+    x, y = ((float(row["nasion_x"]) + 0.5) * 8 - 0.5), ((float(row["nasion_y"]) + 0.5) * 8 - 0.5)
+    x, y = round(x), round(y) + band
+    assert coloured[max(band, y - 6) : y + 7, max(0, x - 6) : x + 7].any()  # a mark at a predicted landmark
 
 
 def test_usage_errors_exit_2(real, tmp_path):
@@ -169,3 +175,80 @@ def test_an_out_folder_of_an_older_version_resumes_as_fp32(real, tmp_path):
     (out / "predict.json").write_text(json.dumps(settings))
     assert main([*base, "--amp", "off"]) == 0
     assert main([*base, "--amp", "bf16"]) == 2
+
+
+def test_dicom_outputs_for_the_dicom_files_of_a_real_folder(real, capsys):
+    pytest.importorskip("highdicom")
+    import pydicom
+
+    from landmark_afl.inference.dicom_outputs import NOT_DICOM
+
+    root, run, good, broken = real
+    out = root / "out_dicom"
+    argv = ["predict", str(run), str(root / "in"), "--out", str(out), "--dicom", "--workers", "0", "--no-progress"]
+    assert main(argv) == 3  # the broken files, as without --dicom; DICOM outputs never fail an image
+    records = {r["path"]: r for r in map(json.loads, (out / "results.jsonl").read_text().splitlines())}
+    assert set(records) == {str(p) for p in good}
+    for path in good:
+        outputs = records[str(path)]["dicom_outputs"]
+        if path.suffix == ".jpg":
+            assert outputs == {"gsps": None, "sr": None, "skipped": NOT_DICOM}
+            continue
+        assert outputs["skipped"] is None and outputs["gsps"] and outputs["sr"], outputs
+        src = pydicom.dcmread(path, stop_before_pixels=True)
+        gsps, sr = (pydicom.dcmread(out / outputs[k]) for k in ("gsps", "sr"))
+        for ds in (gsps, sr):
+            assert ds.StudyInstanceUID == src.StudyInstanceUID and ds.SOPInstanceUID != src.SOPInstanceUID
+            assert "InstitutionName" not in ds and not str(ds.ReferringPhysicianName)
+        evidence = sr.CurrentRequestedProcedureEvidenceSequence[0].ReferencedSeriesSequence[0]
+        assert evidence.ReferencedSOPSequence[0].ReferencedSOPInstanceUID == src.SOPInstanceUID
+        marks = [m for m in records[str(path)]["landmarks"] if m["present"]]
+        annotations = gsps.get("GraphicAnnotationSequence") or []
+        drawn = [list(g.GraphicData) for a in annotations for g in a.GraphicObjectSequence]
+        expected = [[min(max(m["x"] + 0.5, 0), src.Columns), min(max(m["y"] + 0.5, 0), src.Rows)] for m in marks]
+        np.testing.assert_allclose(np.reshape(drawn, (-1, 2)), np.reshape(expected, (-1, 2)), atol=2e-3)
+    rel = {p.relative_to(out / "dicom").as_posix() for p in (out / "dicom").rglob("*.dcm")}
+    assert "cr/deeper/CR2_noext.gsps.dcm" in rel and "wg04/RG3_J2KI_lossy.dcm.sr.dcm" in rel  # the overlay names
+
+
+def _run_with_spacing_fallback(root, spacing):
+    from landmark_afl.engine.checkpoint import load_checkpoint, save_checkpoint
+    from tests.run_fixture import make_untrained_run
+
+    run = make_untrained_run(root / "run_spacing", LANDMARKS)
+    for name in ("best", "last"):
+        path = run / "checkpoints" / f"{name}.pt"
+        state = load_checkpoint(path)
+        state["spacing_fallback"] = spacing  # what train records from the data set's dataset.yaml spacing_mm
+        save_checkpoint(path, state)
+    return run
+
+
+def test_images_without_spacing_get_a_notice_and_mm_only_when_asked(real, tmp_path, capsys):
+    root, plain_run, _, _ = real
+    jpgs = tmp_path / "jpgs.txt"
+    jpgs.write_text("".join(f"{root / 'in' / 'isbi' / name}\n" for name in ("001.jpg", "002.jpg")))
+    run = _run_with_spacing_fallback(tmp_path, [0.1, 0.1])
+    base = ["predict", str(run), str(jpgs), "--workers", "0", "--no-progress"]
+
+    assert main([*base, "--out", str(tmp_path / "none")]) == 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert err.count("carries no pixel spacing") == 1  # once per job, not per image
+    assert "--spacing run" in err and "0.1 x 0.1 mm" in err and "2 results of this job have no mm" in err
+    assert all(r[f"{LANDMARKS[0]}_x_mm"] == "" for r in _csv(tmp_path / "none" / "results.csv"))
+
+    assert main([*base, "--out", str(tmp_path / "run_mm"), "--spacing", "run"]) == 0
+    assert "no pixel spacing" not in capsys.readouterr().err
+    rows = _csv(tmp_path / "run_mm" / "results.csv")
+    assert all(r["spacing_source"] == "dataset.yaml" and r["spacing_row_mm"] == "0.1" for r in rows)
+    assert float(rows[0]["nasion_x_mm"]) == pytest.approx(float(rows[0]["nasion_x"]) * 0.1, abs=1e-3)
+    assert json.loads((tmp_path / "run_mm" / "predict.json").read_text())["fallback_spacing"] == [0.1, 0.1]
+
+    # a run without a data set spacing: the notice names --spacing MM only; --spacing run is a usage error
+    assert main(["predict", str(plain_run), str(jpgs), "--out", str(tmp_path / "plain"), "--no-progress"]) == 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert "--spacing MM" in err and "--spacing run" not in err
+    out = ["--out", str(tmp_path / "bad"), "--no-progress"]
+    assert main(["predict", str(plain_run), str(jpgs), *out, "--spacing", "run"]) == 2
+    assert "without spacing_mm" in capsys.readouterr().err
+    assert main(["predict", str(plain_run), str(jpgs), *out, "--spacing", "abc"]) == 2

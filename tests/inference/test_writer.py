@@ -83,3 +83,26 @@ def test_other_columns_in_out_are_refused(tmp_path):
     _write(tmp_path, ["/a"])
     with pytest.raises(ValueError, match="other columns"):
         OutputWriter(tmp_path, ["path", "other"])
+
+
+def test_every_jsonl_line_carries_the_schema_and_old_folders_still_resume(tmp_path):
+    from landmark_afl.inference.writer import RESULTS_SCHEMA, read_jsonl
+
+    _write(tmp_path, ["/a"])
+    (line,) = (tmp_path / RESULTS_JSONL).read_text().splitlines()
+    assert line.startswith('{"schema": 1, "path": "/a"') and RESULTS_SCHEMA == 1
+    assert json.loads(line) == {"schema": 1, "path": "/a", "value": 2}
+
+    old = tmp_path / "old"  # a folder written before the schema field existed
+    old.mkdir()
+    (old / RESULTS_CSV).write_text("path,value\n/b,2\n/c,2\n")
+    (old / RESULTS_JSONL).write_text("".join(json.dumps({"path": p, "value": 2}) + "\n" for p in ("/b", "/c")))
+    before = (old / RESULTS_JSONL).read_text()
+    repair_dir(old)
+    assert (old / RESULTS_JSONL).read_text() == before  # intact old lines are kept as they are
+    assert done_paths(old) == {"/b", "/c"}  # the resume skips them
+    _write(old, ["/a"])
+    finalize(old, HEADER)  # re-sorted by path: old and new lines together
+    records = read_jsonl(old / RESULTS_JSONL)
+    assert [(r["path"], r.get("schema")) for r in records] == [("/a", 1), ("/b", None), ("/c", None)]
+    assert [r[0] for r in _rows(old / RESULTS_CSV)[1:]] == ["/a", "/b", "/c"]
