@@ -24,7 +24,7 @@ tr.first td { border-top: 2px solid #888; }
 td.better { color: #0a7a2f; font-weight: 600; } td.worse { color: #b3261e; font-weight: 600; }
 figure { margin: 12px 0 24px; } figure img { max-width: 100%; border: 1px solid #eee; }
 figcaption { font-size: 0.85em; color: #555; }
-.grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(520px, 1fr)); gap: 12px; }
+.grid { display: grid; grid-template-columns: 1fr; gap: 12px; }  /* one plot per row: at its own 1200 px width */
 code { background: #f4f4f4; padding: 0 3px; }
 """
 
@@ -65,7 +65,7 @@ def render_report_html(
         title: page title.
         rows: side-by-side rows (``report.side_by_side``).
         figures: (caption, PNG bytes) shown full width.
-        difficulty: (caption, PNG bytes) of the AFL runs' difficulty plots, shown in a grid.
+        difficulty: (caption, PNG bytes) of the AFL runs' difficulty plots, one per row at full width.
         sources: (label, evaluation folder or run) of every input, listed under the table.
         notes: extra lines shown under the title (threshold, split, ...).
         sections: (heading, note, HTML table) shown after the main table (e.g. the paired comparison).
