@@ -69,6 +69,7 @@ Example:
 from __future__ import annotations
 
 import copy
+import importlib
 import io
 import warnings
 from dataclasses import dataclass
@@ -117,13 +118,17 @@ def require_highdicom():
 
 
 def _iod_rules():
-    """highdicom's tables of the standard (which IODs hold pixels / frames): ``_standard_utils`` from 0.28 on."""
+    """highdicom's tables of the standard (which IODs hold pixels / frames): ``_standard_utils`` from 0.28 on,
+    ``_module_utils`` before; None when a later highdicom moves them (private modules), and the header decides."""
     require_highdicom()
-    try:
-        from highdicom import _standard_utils as rules
-    except ImportError:  # highdicom < 0.28
-        from highdicom import _module_utils as rules
-    return rules
+    for name in ("_standard_utils", "_module_utils"):
+        try:
+            rules = importlib.import_module(f"highdicom.{name}")
+        except ImportError:
+            continue
+        if hasattr(rules, "does_iod_have_pixel_data") and hasattr(rules, "is_attribute_in_iod"):
+            return rules
+    return None
 
 
 def dicom_output_names(path: Path, root: Path) -> tuple[Path, Path]:
@@ -170,8 +175,8 @@ def reference_dataset(source) -> object:
             f"no DICOM outputs ({_FIX})"
         )
     iod = _iod_rules()
-    try:
-        is_image = iod.does_iod_have_pixel_data(str(source.SOPClassUID))
+    try:  # without the tables: an image has Rows and Columns (checked above)
+        is_image = iod.does_iod_have_pixel_data(str(source.SOPClassUID)) if iod is not None else True
     except KeyError:
         is_image = False
     if not is_image:
@@ -188,7 +193,11 @@ def reference_dataset(source) -> object:
             setattr(ref, keyword, "")
     _clean(ref)
     ref.SamplesPerPixel = int(source.get("SamplesPerPixel", 1) or 1)
-    if iod.is_attribute_in_iod("NumberOfFrames", str(ref.SOPClassUID)):  # a multi-frame IOD: frame 1's settings
+    if (  # a multi-frame IOD: frame 1's settings
+        iod.is_attribute_in_iod("NumberOfFrames", str(ref.SOPClassUID))
+        if iod is not None
+        else "NumberOfFrames" in source
+    ):
         ref.NumberOfFrames = int(source.get("NumberOfFrames", 1) or 1)
         ref.SharedFunctionalGroupsSequence = [_frame_one_display(source, hd)]
         ref.PerFrameFunctionalGroupsSequence = []

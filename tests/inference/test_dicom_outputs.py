@@ -224,6 +224,18 @@ def test_multiframe_images_reference_frame_one(tmp_path):
     assert all(g["ref"].ReferencedFrameNumber == 1 for g in groups)
 
 
+def test_without_highdicoms_private_tables_the_header_decides(tmp_path, monkeypatch):
+    import landmark_afl.inference.dicom_outputs as dicom_outputs
+
+    monkeypatch.setattr(dicom_outputs, "_iod_rules", lambda: None)  # a later highdicom that moved them
+    _, record = _write(tmp_path, [[3.0, 4.0]] * 3, [0.9] * 3)
+    assert record["skipped"] is None and record["gsps"] and record["sr"]
+    path = shared_path("dicom", "pydicom_edge", "emri_small.dcm")  # multi-frame: known by NumberOfFrames
+    _, record = _write(tmp_path / "mf", [[3.0, 4.0]] * 3, [0.9] * 3, source=path)
+    gsps = pydicom.dcmread(tmp_path / "mf" / "out" / record["gsps"])
+    assert gsps.GraphicAnnotationSequence[0].ReferencedImageSequence[0].ReferencedFrameNumber == 1
+
+
 @pytest.mark.parametrize(
     "name, gsps",
     [("wg04_xray/RG1_J2KI.dcm", True), ("pydicom_edge/vlut_04.dcm", True), ("pydicom_edge/mlut_18.dcm", True),
