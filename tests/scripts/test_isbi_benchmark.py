@@ -1,0 +1,53 @@
+"""scripts/isbi_benchmark.py's own logic: the wall-clock budget stops a command, and the summary's mean +- std."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import statistics
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "isbi_benchmark.py"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("isbi_benchmark", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_budget_stops_a_command_and_says_so(bench, tmp_path):
+    cmd = [sys.executable, "-c", "import time; print('started', flush=True); time.sleep(60)"]
+    rc, seconds, rss, stopped = bench._run(cmd, tmp_path / "log", deadline=0.0)
+    assert stopped and rc != 0 and seconds < 30 and rss > 0
+    assert "$ " in (tmp_path / "log").read_text()  # the command line heads its log
+    rc, seconds, _, stopped = bench._run([sys.executable, "-c", "pass"], tmp_path / "log2")
+    assert rc == 0 and not stopped
+
+
+def _seed(seed: int, mre: float, fn: int) -> dict:
+    figures = {"mre_all_mm": mre, "sd_all_mm": 1.0, "mre_mm": mre - 0.03, "false_negatives": fn, "present": 2850,
+               "epoch": 30, "sdr_all": {"2": 80.0 + seed, "4": 97.0}, "sdr": {"2": 82.0, "4": 98.0}}  # fmt: skip
+    return {"seed": seed, "train_minutes": 30.0 + seed, "train_peak_rss_mb": 1900.0 + seed,
+            "test_best": figures, "test_last": dict(figures, epoch=40)}  # fmt: skip
+
+
+def test_the_summary_gathers_every_seed_file_with_mean_and_sample_std(bench, tmp_path):
+    runs = [_seed(0, 1.20, 50), _seed(1, 1.25, 60), _seed(2, 1.19, 55)]
+    for run in runs:
+        (tmp_path / f"seed-{run['seed']}.json").write_text(json.dumps(run))
+    summary = bench.summarize(tmp_path)
+    assert summary["seeds"] == [0, 1, 2] and summary["train_peak_rss_mb"] == 1902.0
+    mre = summary["test_best"]["mre_all_mm"]
+    assert mre["mean"] == pytest.approx(statistics.fmean([1.20, 1.25, 1.19]))
+    assert mre["std"] == pytest.approx(statistics.stdev([1.20, 1.25, 1.19]))
+    assert summary["test_last"]["sdr_all"]["2"]["mean"] == pytest.approx(81.0)
+    single = tmp_path / "one"
+    single.mkdir()
+    (single / "seed-0.json").write_text(json.dumps(runs[0]))
+    assert bench.summarize(single)["test_best"]["false_negatives"] == {"mean": 50, "std": None}
