@@ -51,7 +51,7 @@ def _run(cmd: list[str], log: Path, deadline: float | None = None) -> tuple[int,
                 proc.terminate()  # the epoch in progress is lost; last.pt / best.pt hold the finished ones
                 stopped = True
             time.sleep(1.0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
+    proc.returncode = os.waitstatus_to_exitcode(status)  # reaped by wait4: Popen must not wait (or warn) again
     return proc.returncode, time.perf_counter() - t0, usage.ru_maxrss / 1024, stopped
 
 

@@ -28,7 +28,7 @@ import numpy as np
 from landmark_afl.data.dataset import IMAGES_DIR, DatasetError
 from landmark_afl.data.writer import (
     ConvertReport,
-    default_val_count,
+    carve_val,
     link_or_copy,
     prepare_output,
     write_dataset_files,
@@ -113,12 +113,7 @@ def convert_hand_atlas(
         for name in ("train", "test"):
             if (fold / f"{name}.txt").is_file():
                 splits[name] = [f"{i}.mha" for i in _read_ids(fold / f"{name}.txt") if f"{i}.mha" in coords]
-        train = sorted(splits["train"])
-        n_val = default_val_count(len(train)) if val_count is None else val_count
-        if n_val < 0 or (n_val and n_val >= len(train)):
-            raise DatasetError(f"--val {n_val} must be in [0, {max(len(train) - 1, 0)}] (the fold's training images)")
-        splits["val"] = train[len(train) - n_val :] if n_val else []
-        splits["train"] = train[: len(train) - n_val]
+        splits["train"], splits["val"] = carve_val(splits["train"], val_count, "the fold's training images")
     dst = prepare_output(dst, force)
     for key in spacings:
         report.transfer[link_or_copy(images[key], dst / IMAGES_DIR / f"{key}.mha")] += 1

@@ -24,7 +24,7 @@ import numpy as np
 from landmark_afl.data.dataset import IMAGES_DIR, DatasetError
 from landmark_afl.data.writer import (
     ConvertReport,
-    default_val_count,
+    carve_val,
     link_or_copy,
     prepare_output,
     write_dataset_files,
@@ -130,12 +130,7 @@ def convert_isbi2015(
             coords[key] = np.mean(per, axis=0)
             sources[key] = path
             splits.setdefault(FOLDERS[folder], []).append(key)
-    train = sorted(splits.get("train", []))
-    val_count = default_val_count(len(train)) if val_count is None else val_count
-    if val_count < 0 or val_count >= max(len(train), 1):
-        raise DatasetError(f"val_count={val_count} must be in [0, {max(len(train) - 1, 0)}] (TrainingData images)")
-    splits["val"] = train[len(train) - val_count :] if val_count else []
-    splits["train"] = train[: len(train) - val_count]
+    splits["train"], splits["val"] = carve_val(splits.get("train", []), val_count, "TrainingData images")
     dst = prepare_output(dst, force)
     report = ConvertReport()
     for key, path in sources.items():

@@ -37,6 +37,22 @@ def default_val_count(n_train: int) -> int:
     return max(1, round(VAL_FRACTION * n_train)) if n_train >= 2 else 0
 
 
+def carve_val(train: list[str], val_count: int | None, what: str) -> tuple[list[str], list[str]]:
+    """(train, val): the last ``val_count`` of the sorted training images move to val (None: the
+    :func:`default_val_count`; 0: no val split). ``what`` names the images in the error, e.g. "TrainingData images".
+
+    Raises:
+        DatasetError: ``val_count`` outside [0, len(train) - 1].
+    """
+    from landmark_afl.data.dataset import DatasetError
+
+    train = sorted(train)
+    n_val = default_val_count(len(train)) if val_count is None else val_count
+    if n_val < 0 or (n_val and n_val >= len(train)):
+        raise DatasetError(f"the val count (--val) {n_val} must be in [0, {max(len(train) - 1, 0)}] ({what})")
+    return train[: len(train) - n_val], train[len(train) - n_val :] if n_val else []
+
+
 def prepare_output(dst: str | Path, force: bool = False) -> Path:
     """Make ``dst`` ready to receive a data set; never overwrites without ``force``.
 

@@ -166,12 +166,7 @@ def progress(console: Console, description: str, total: int | None, every_s: flo
     ``every_s`` seconds through ``console.log``; nothing for work that ends sooner.
     """
     if console.is_terminal:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        bar = Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-            console=console, transient=True,
-        )  # fmt: skip
+        bar = progress_bar(console)
         with bar:
             task = bar.add_task(description, total=total)
             yield lambda done, new_total=None: bar.update(task, completed=done, total=new_total or total)

@@ -397,21 +397,28 @@ class DicomOutputWriter:
         shape = hd.PresentationLUTShapeValues.INVERSE if inverse else hd.PresentationLUTShapeValues.IDENTITY
         return hd.pr.GrayscaleSoftcopyPresentationState(
             referenced_images=[ref],
-            series_instance_uid=hd.UID(),
-            series_number=GSPS_SERIES_NUMBER,
-            sop_instance_uid=hd.UID(),
-            instance_number=1,
-            manufacturer=MANUFACTURER,
-            manufacturer_model_name=MANUFACTURER,
-            software_versions=self.version,
+            **self._new_instance(GSPS_SERIES_NUMBER, "landmark-afl landmarks (presentation state)"),
             device_serial_number=None,
             content_label=LAYER,
             content_description=self._description(marks),
             graphic_annotations=annotations,
             graphic_layers=[layer],
             presentation_lut_transformation=hd.PresentationLUTTransformation(presentation_lut_shape=shape),
-            series_description="landmark-afl landmarks (presentation state)",
         )
+
+    def _new_instance(self, series_number: int, series_description: str) -> dict:
+        """What both objects say of themselves: a new series and instance (new UIDs), and who made them."""
+        hd = require_highdicom()
+        return {
+            "series_instance_uid": hd.UID(),
+            "series_number": series_number,
+            "sop_instance_uid": hd.UID(),
+            "instance_number": 1,
+            "series_description": series_description,
+            "manufacturer": MANUFACTURER,
+            "manufacturer_model_name": MANUFACTURER,
+            "software_versions": self.version,
+        }
 
     def build_sr(self, ref, marks: list[_Mark]):
         """The Comprehensive SR measurement report (TID 1500) with one measurement group per landmark."""
@@ -462,17 +469,10 @@ class DicomOutputWriter:
         return sr.ComprehensiveSR(
             evidence=[ref],
             content=report[0],
-            series_instance_uid=hd.UID(),
-            series_number=SR_SERIES_NUMBER,
-            sop_instance_uid=hd.UID(),
-            instance_number=1,
-            manufacturer=MANUFACTURER,
+            **self._new_instance(SR_SERIES_NUMBER, "landmark-afl landmarks (measurement report)"),
             is_complete=True,
             is_final=False,
             is_verified=False,
-            series_description="landmark-afl landmarks (measurement report)",
-            manufacturer_model_name=MANUFACTURER,
-            software_versions=self.version,
             coding_schemes=[
                 hd.coding_schemes.CodingSchemeIdentificationItem(
                     SCHEME, name="landmark-afl landmark names and detector outputs"

@@ -253,6 +253,8 @@ def run_predict(
     summary = PredictSummary(inputs=len(paths), skipped=len(paths) - len(todo))
     spacing_label = options.spacing_label
     dicom_writer = _dicom_writer(out_dir, landmarks, threshold, protocol) if options.dicom else None
+    checkpoint = Path(run.checkpoint)  # the run's name, for the overlays' title: its checkpoint's run folder
+    run_name = (checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else checkpoint.parent).name
     dataset = InferenceSet(mine, protocol, engine.codec.input_size, options.fallback_spacing, options.keep_phi)
     device_is_cuda = str(getattr(engine, "device", "cpu")).startswith("cuda")
     loader = make_loader(dataset, options.batch_size, options.workers, pin_memory=device_is_cuda)
@@ -283,7 +285,7 @@ def run_predict(
                 writer.write_result(values, json_record)
                 if options.overlays:
                     _overlay(write_overlay, record, xy, peaks[j], threshold, landmarks, protocol, options, out_dir,
-                             console)  # fmt: skip
+                             run_name, console)  # fmt: skip
                 j += 1
             writer.sync()
             summary.processed += len(batch["records"])
@@ -346,16 +348,13 @@ def _no_spacing_notice(path: str, run) -> str:
     )
 
 
-def _overlay(write_overlay, record, xy, peaks, threshold, landmarks, protocol, options, out_dir, console) -> None:
+def _overlay(
+    write_overlay, record, xy, peaks, threshold, landmarks, protocol, options, out_dir, run_name, console
+) -> None:
     from landmark_afl.inference.inputs import overlay_name
 
     root = options.overlay_root or Path(record["path"]).parent
     target = out_dir / "overlays" / overlay_name(Path(record["path"]), root)
-    try:  # the run's name for the title: the folder of the checkpoint OUT/predict.json records
-        checkpoint = Path(json.loads((out_dir / SETTINGS_FILE).read_text())["checkpoint"])
-        run_name = (checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else checkpoint.parent).name
-    except (OSError, ValueError, KeyError, TypeError):
-        run_name = None
     try:
         write_overlay(record["path"], protocol, xy, peaks, peaks >= threshold, landmarks, target, run_name=run_name,
                       threshold=threshold)  # fmt: skip
