@@ -1,0 +1,70 @@
+"""scripts/paired_evaluations.py: two sets of evaluation folders paired by seed, with each checkpoint's validation."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "paired_evaluations.py"
+COLUMNS = ("protocol", "image", "landmark", "present", "detected", "false_negative", "error_mm", "error_px")
+
+
+@pytest.fixture(scope="module")
+def script():
+    spec = importlib.util.spec_from_file_location("paired_evaluations", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def write_evaluation(folder: Path, seed: int, misses: dict[str, int], error: float, val_fn: int) -> None:
+    """An evaluation of 2 landmarks on each of 4 images; ``misses`` image -> false negatives (0..2)."""
+    run = folder.parent / f"run-{folder.name}"
+    run.mkdir(parents=True)
+    with (run / "metrics.csv").open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["epoch", "val_false_negatives", "val_mre_mm"])
+        w.writerows([[1, val_fn + 5, 2.0], [2, val_fn, 1.5], [3, val_fn + 1, 1.4]])
+    folder.mkdir(parents=True)
+    report = {"run": str(run), "epoch": 2, "seed": seed, "protocols": ["high"]}
+    (folder / "report.json").write_text(json.dumps(report))
+    with (folder / "per_image.csv").open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(COLUMNS)
+        for image in ("a", "b", "c", "d"):
+            for k in range(2):
+                missed = int(k < misses.get(image, 0))
+                w.writerow(["high", image, f"l{k}", 1, 1 - missed, missed, "" if missed else error, ""])
+
+
+def test_pairs_by_seed_and_reads_the_validation_of_each_checkpoint(script, tmp_path, capsys):
+    for seed in (0, 1):
+        write_evaluation(tmp_path / f"ref-{seed}", seed, {"a": 2, "b": 1}, error=2.0, val_fn=4)
+        write_evaluation(tmp_path / f"arm-{seed}", seed, {"a": 1}, error=1.0, val_fn=2)
+    ref, arm = f"base={tmp_path}/ref-{{seed}}", f"new={tmp_path}/arm-{{seed}}"
+    rc = script.main(["--seeds", "0,1", "--ref", ref, "--arm", arm, "--out", str(tmp_path / "out"), "--boot", "200"])
+    assert rc == 0
+    doc = json.loads((tmp_path / "out" / "paired.json").read_text())
+    (row,) = doc["rows"]
+    assert row["protocol"] == "high" and row["arm"] == "new" and row["seeds"] == [0, 1]
+    assert row["fn_ref"] == 3 and row["fn_arm"] == 1 and row["fn_diff"] == -2
+    assert row["mre_ref"] == pytest.approx(2.0) and row["mre_diff"] == pytest.approx(-1.0)
+    assert [v["val_false_negatives"] for v in doc["validation"]["new"]] == [2, 2]
+    assert doc["validation"]["base"][0] == {"epoch": 2, "val_false_negatives": 4, "val_mre_mm": 1.5}
+    out = capsys.readouterr().out
+    assert "| new | 2 | 2, 2 | 2.0 (2, 2) | 1.500 mm |" in out
+    assert (tmp_path / "out" / "paired.csv").read_text().startswith("protocol,arm,reference")
+
+
+def test_refuses_a_folder_of_another_seed_and_a_pattern_without_seed(script, tmp_path):
+    write_evaluation(tmp_path / "ref-0", 0, {}, error=1.0, val_fn=0)
+    write_evaluation(tmp_path / "arm-0", 7, {}, error=1.0, val_fn=0)
+    with pytest.raises(SystemExit, match="seed 7, not 0"):
+        script.main(["--seeds", "0", "--ref", f"b={tmp_path}/ref-{{seed}}", "--arm", f"a={tmp_path}/arm-{{seed}}",
+                     "--out", str(tmp_path / "o")])  # fmt: skip
+    with pytest.raises(SystemExit, match="with \\{seed\\} in FOLDER"):
+        script.main(["--seeds", "0", "--ref", f"b={tmp_path}/ref-0", "--arm", "a=x", "--out", str(tmp_path / "o")])
