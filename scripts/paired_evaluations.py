@@ -15,14 +15,13 @@ Writes OUT/paired.md, OUT/paired.json and OUT/paired.csv (atomically) and prints
 from __future__ import annotations
 
 import argparse
-import csv
 import json
-import statistics
 import sys
 from pathlib import Path
 
 from landmark_afl.engine.atomic import write_atomic
 from landmark_afl.evaluation.paired_report import PAIRED_NOTE, paired_csv, paired_markdown, paired_rows
+from landmark_afl.evaluation.validation_choice import VALIDATION_NOTE, validation_markdown, validation_rows
 
 
 def parse_arm(text: str) -> tuple[str, str]:
@@ -44,20 +43,6 @@ def load_evaluation(folder: Path, seed: int) -> dict:
     return doc
 
 
-def validation_of(doc: dict) -> dict:
-    """The validation row of the epoch the evaluated checkpoint was saved at (empty when the run is not here)."""
-    metrics = Path(str(doc.get("run", ""))) / "metrics.csv"
-    if doc.get("epoch") is None or not metrics.is_file():
-        return {}
-    with metrics.open(newline="", encoding="utf-8") as f:
-        rows = [r for r in csv.DictReader(f) if r.get("epoch") == str(doc["epoch"]) and r.get("val_false_negatives")]
-    if not rows:
-        return {}
-    row = rows[-1]
-    return {"epoch": int(doc["epoch"]), "val_false_negatives": int(float(row["val_false_negatives"])),
-            "val_mre_mm": float(row["val_mre_mm"]) if row.get("val_mre_mm") else None}  # fmt: skip
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--seeds", required=True, help="comma-separated seeds, e.g. 0,1,2")
@@ -70,31 +55,21 @@ def main(argv: list[str] | None = None) -> int:
     arms = [parse_arm(args.ref), *(parse_arm(a) for a in args.arm)]
     reference = arms[0][0]
     evaluations: dict[tuple[str, str, int], Path] = {}
-    validation: dict[str, list[dict]] = {}
+    val_entries: list[tuple[str, str, dict]] = []
     for label, pattern in arms:
         for seed in seeds:
             folder = Path(pattern.format(seed=seed))
             doc = load_evaluation(folder, seed)
             for protocol in doc.get("protocols") or []:
                 evaluations[(protocol, label, seed)] = folder
-            validation.setdefault(label, []).append(validation_of(doc))
+                val_entries.append((protocol, label, doc))
     rows = paired_rows(evaluations, reference, n_boot=args.boot)
     if not rows:
         raise SystemExit("no protocol was evaluated for both arms with the same seeds; nothing to pair")
-    val_lines = ["| arm | seeds | epochs of the evaluated checkpoints | val false negatives | val MRE (detected) |",
-                 "|---|---|---|---|---|"]  # fmt: skip
-    for label, vals in validation.items():
-        if not all(vals):
-            val_lines.append(f"| {label} | {len(vals)} | n/a | n/a | n/a |")
-            continue
-        fns = [v["val_false_negatives"] for v in vals]
-        mres = [v["val_mre_mm"] for v in vals if v["val_mre_mm"] is not None]
-        mre = f"{statistics.mean(mres):.3f} mm" if mres else "n/a"
-        val_lines.append(f"| {label} | {len(vals)} | {', '.join(str(v['epoch']) for v in vals)} | "
-                         f"{statistics.mean(fns):.1f} ({', '.join(map(str, fns))}) | {mre} |")  # fmt: skip
+    validation = validation_rows(val_entries)
     md = "\n".join([
-        f"Seeds {seeds}; reference {reference}.", "", "Validation (the split the checkpoints were chosen on):", "",
-        *val_lines, "", "Test, each arm against the reference:", "", paired_markdown(rows).rstrip(), "", PAIRED_NOTE,
+        f"Seeds {seeds}; reference {reference}.", "", "Validation (choose here):", "", validation_markdown(validation),
+        VALIDATION_NOTE, "", "Test, each arm against the reference:", "", paired_markdown(rows), PAIRED_NOTE,
     ]) + "\n"  # fmt: skip
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

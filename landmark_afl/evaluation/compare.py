@@ -5,7 +5,9 @@ Layout of the comparison folder::
     OUT/compare.json                      the settings (a resumed comparison must use the same ones)
     OUT/runs/<protocol>-<baseline|afl>-s<seed>/         training run folders
     OUT/evaluations/<protocol>-<baseline|afl>-s<seed>/  evaluate output, under the run's own protocol
-    OUT/report/                           report.md / .csv / .json / .html (mean +- std over seeds), per_run.md / .csv
+    OUT/report/                           report.md / .csv / .json / .html (mean +- std over seeds), per_run.md / .csv,
+                                          paired.csv / .json (each arm against the first), validation.json (the
+                                          validation figures of each evaluated checkpoint: choose an arm on these)
 
 Resumable: a run whose ``checkpoints/last.pt`` has reached the epochs is not trained again (a shorter one is resumed
 to the epochs; a run folder without a checkpoint is restarted), and an evaluation whose ``report.json`` is there is
@@ -139,7 +141,7 @@ def _run_landmark_comparison(recipe, settings: CompareSettings, out: Path, conso
     check_settings(settings, out)
     out.mkdir(parents=True, exist_ok=True)
     write_atomic(out / "compare.json", json.dumps(settings.key(), indent=1))
-    entries, per_run, failures = [], [], []
+    entries, per_run, failures, val_entries = [], [], [], []
     arms = settings.arms or recipe.arms
     evaluations: dict[tuple[str, str, int], Path] = {}
     total = len(protocols) * len(settings.seeds) * len(arms)
@@ -174,11 +176,13 @@ def _run_landmark_comparison(recipe, settings: CompareSettings, out: Path, conso
                         f"{e['false_positives']} false positives"
                     )
                 entries.append((label, report, eval_dir))
+                val_entries.append((protocol, label, report))
                 evaluations[(protocol, label, seed)] = eval_dir
                 per_run.append((f"{label} s{seed}", report))
     if not entries:
         console.print("[red]no run finished; nothing to report[/red]")
         return 1
+    from landmark_afl.evaluation import validation_choice as vc
     from landmark_afl.evaluation.paired_report import PAIRED_NOTE, paired_csv, paired_html, paired_markdown, paired_rows
     from landmark_afl.evaluation.side_by_side import collect_difficulty, print_table, report_notes, side_by_side_csv
 
@@ -189,8 +193,12 @@ def _run_landmark_comparison(recipe, settings: CompareSettings, out: Path, conso
         notes.append("training overrides: " + " ".join(settings.overrides))
     reference = next(iter(arms))
     paired = paired_rows(evaluations, reference)
-    sections = [(f"Each arm against {reference}, paired by seed", PAIRED_NOTE, paired_markdown(paired),
-                 paired_html(paired))] if paired else []  # fmt: skip
+    validation = vc.validation_rows(val_entries)
+    sections = [("Validation: choose an arm here", vc.VALIDATION_NOTE, vc.validation_markdown(validation),
+                 vc.validation_html(validation))]  # fmt: skip
+    if paired:
+        sections.append((f"Each arm against {reference}, paired by seed", PAIRED_NOTE, paired_markdown(paired),
+                         paired_html(paired)))  # fmt: skip
     rows = write_side_by_side(
         report_dir, [(lb, r) for lb, r, _ in entries], [(f"{lb} ({Path(r['run']).name})", str(f)) for lb, r, f in
         entries], collect_difficulty(entries), f"landmark-afl compare: {', '.join(arms)} per contrast protocol", notes,
@@ -198,13 +206,17 @@ def _run_landmark_comparison(recipe, settings: CompareSettings, out: Path, conso
     )  # fmt: skip
     write_atomic(report_dir / "paired.csv", paired_csv(paired))
     write_atomic(report_dir / "paired.json", json.dumps(paired, indent=1))
+    write_atomic(report_dir / "validation.json", json.dumps(validation, indent=1))
     run_rows = side_by_side(per_run)
     write_atomic(report_dir / "per_run.md", table_markdown(run_rows))
     write_atomic(report_dir / "per_run.csv", side_by_side_csv(run_rows))
     print_table(console, rows)
+    print("validation (choose here):\n" + vc.validation_markdown(validation), flush=True)
     if paired:
         print(paired_markdown(paired), flush=True)
-    console.print(f"wrote {report_dir}/report.md, report.csv, report.json, report.html, per_run.md, paired.csv")
+    console.print(
+        f"wrote {report_dir}/report.md, report.csv, report.json, report.html, per_run.md, paired.csv, validation.json"
+    )
     for failure in failures:
         console.print(f"[red]{failure}[/red]")
     return 3 if failures else 0

@@ -34,6 +34,12 @@ def test_compare_trains_evaluates_reports_and_resumes(tmp_path, capsys):
     assert [(r["protocol"], r["arm"], r["reference"]) for r in paired] == [("high", "AFL", "baseline"),
                                                                           ("low", "AFL", "baseline")]  # fmt: skip
     assert "paired by seed" in (out / "report" / "report.html").read_text()
+    validation = json.loads((out / "report" / "validation.json").read_text())
+    assert [(r["protocol"], r["arm"], r["epochs"]) for r in validation] == [("high", "baseline", [1]),
+        ("high", "AFL", [1]), ("low", "baseline", [1]), ("low", "AFL", [1])]  # fmt: skip
+    assert (
+        sum(r["chosen"] for r in validation) == 2 and "choose an arm here" in (out / "report" / "report.md").read_text()
+    )
 
     # resuming: nothing is trained or evaluated again
     stamps = {p: p.stat().st_mtime_ns for p in out.glob("*/*/checkpoints/last.pt")}

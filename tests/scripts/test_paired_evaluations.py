@@ -27,8 +27,8 @@ def write_evaluation(folder: Path, seed: int, misses: dict[str, int], error: flo
     run.mkdir(parents=True)
     with (run / "metrics.csv").open("w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["epoch", "val_false_negatives", "val_mre_mm"])
-        w.writerows([[1, val_fn + 5, 2.0], [2, val_fn, 1.5], [3, val_fn + 1, 1.4]])
+        w.writerow(["epoch", "val_false_negatives", "val_present", "val_mre_mm"])
+        w.writerows([[1, val_fn + 5, 8, 2.0], [2, val_fn, 8, 1.5], [3, val_fn + 1, 8, 1.4]])
     folder.mkdir(parents=True)
     report = {"run": str(run), "epoch": 2, "seed": seed, "protocols": ["high"]}
     (folder / "report.json").write_text(json.dumps(report))
@@ -53,10 +53,12 @@ def test_pairs_by_seed_and_reads_the_validation_of_each_checkpoint(script, tmp_p
     assert row["protocol"] == "high" and row["arm"] == "new" and row["seeds"] == [0, 1]
     assert row["fn_ref"] == 3 and row["fn_arm"] == 1 and row["fn_diff"] == -2
     assert row["mre_ref"] == pytest.approx(2.0) and row["mre_diff"] == pytest.approx(-1.0)
-    assert [v["val_false_negatives"] for v in doc["validation"]["new"]] == [2, 2]
-    assert doc["validation"]["base"][0] == {"epoch": 2, "val_false_negatives": 4, "val_mre_mm": 1.5}
+    base, new = doc["validation"]
+    assert (base["arm"], base["epochs"], base["fn_mean"], base["mre_mean"], base["chosen"]) == ("base", [2, 2], 4, 1.5,
+                                                                                               False)  # fmt: skip
+    assert new["val_false_negatives"] == [2, 2] and new["chosen"]
     out = capsys.readouterr().out
-    assert "| new | 2 | 2, 2 | 2.0 (2, 2) | 1.500 mm |" in out
+    assert "| high | new | 2 | 2, 2 | 2.0 ± 0.0 (2, 2) | 8 | 1.500 ± 0.000 | yes |" in out
     assert (tmp_path / "out" / "paired.csv").read_text().startswith("protocol,arm,reference")
 
 
