@@ -34,7 +34,8 @@ def test_totals_and_rows(tmp_path):
     assert (row["arm"], row["fn_ref"], row["fn_arm"], row["fn_diff"]) == ("AFL", 20.0, 10.0, -10.0)
     assert row["fn_ci"] == [-10.0, -10.0] and row["fn_significant"]  # every image lost one miss: no spread
     assert row["mre_diff"] == -0.5 and row["seeds"] == [0, 1]
-    assert "-50 %" in paired_markdown([row])
+    assert row["present"] == 40 and row["ref_miss_rate"] == 0.5  # 10 images x 4 landmarks, 2 of each 4 missed
+    assert "-50 %" in paired_markdown([row]) and "| 20.0 (50.0 % missed) | 10.0 |" in paired_markdown([row])
 
 
 def test_a_first_release_comparison_folder_still_resumes(tmp_path):
