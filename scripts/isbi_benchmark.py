@@ -43,14 +43,19 @@ def _run(cmd: list[str], log: Path, deadline: float | None = None) -> tuple[int,
         out.write(("$ " + " ".join(cmd) + "\n").encode())
         out.flush()
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
-        while True:
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                break
-            if deadline is not None and time.perf_counter() > deadline and not stopped:
-                proc.terminate()  # the epoch in progress is lost; last.pt / best.pt hold the finished ones
-                stopped = True
-            time.sleep(1.0)
+        try:
+            while True:
+                pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+                if pid:
+                    break
+                if deadline is not None and time.perf_counter() > deadline and not stopped:
+                    proc.terminate()  # the epoch in progress is lost; last.pt / best.pt hold the finished ones
+                    stopped = True
+                time.sleep(1.0)
+        except BaseException:  # Ctrl-C or a failure here: no training left running behind the benchmark
+            proc.terminate()
+            proc.wait()
+            raise
     proc.returncode = os.waitstatus_to_exitcode(status)  # reaped by wait4: Popen must not wait (or warn) again
     return proc.returncode, time.perf_counter() - t0, usage.ru_maxrss / 1024, stopped
 
@@ -81,7 +86,7 @@ def run_seed(args, data: Path, seed: int, overrides: list[str]) -> dict:
         "train_command": " ".join(train[2:]).replace("landmark_afl", "landmark-afl", 1),
         "train_minutes": round(seconds / 60, 2),
         "budget_minutes": args.budget_min,
-        "within_budget": seconds <= budget_s,
+        "within_budget": seconds <= budget_s,  # every epoch trained inside the budget (False when it was cut)
         "stopped_at_budget": stopped,
         "train_peak_rss_mb": round(rss, 1),
         "threads": os.environ.get("OMP_NUM_THREADS", "default"),
@@ -97,9 +102,32 @@ def run_seed(args, data: Path, seed: int, overrides: list[str]) -> dict:
     return result
 
 
+def _setting(train_command: str) -> str:
+    """The train command without its seed and its run folder, and with the config file's name only (a copy of the
+    repository elsewhere is the same setting): what every seed of one summary must share."""
+    words = train_command.split()
+    kept = []
+    for before, word in zip(["", *words], words, strict=False):
+        if word.startswith("seed=") or word == "--out" or before == "--out":
+            continue
+        kept.append(Path(word).name if before == "--config" else word)
+    return " ".join(kept)
+
+
 def summarize(out: Path) -> dict:
-    """Every ``seed-*.json`` of ``out`` and mean +- std (sample std over seeds) of the Test1 figures."""
-    seeds = [json.loads(p.read_text()) for p in sorted(out.glob("seed-*.json"))]
+    """Every ``seed-*.json`` of ``out`` and mean +- std (sample std over seeds) of the Test1 figures.
+
+    Raises:
+        SystemExit: the seed files were trained with different settings (e.g. AFL on and off in one OUT).
+    """
+    paths = sorted(out.glob("seed-*.json"))
+    seeds = [json.loads(p.read_text()) for p in paths]
+    settings = {_setting(s.get("train_command", "")) for s in seeds}
+    if len(settings) > 1:
+        raise SystemExit(
+            f"{out} holds seed files of {len(settings)} different train commands ({', '.join(map(str, paths))}): "
+            "give each setting its own --out"
+        )
     summary: dict = {"seeds": [s["seed"] for s in seeds], "runs": seeds}
 
     def stats(values: list[float]) -> dict:
@@ -119,9 +147,9 @@ def summarize(out: Path) -> dict:
 
 
 def write_json(path: Path, doc: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(doc, indent=2) + "\n")
-    os.replace(tmp, path)
+    from landmark_afl.engine.atomic import write_atomic
+
+    write_atomic(path, json.dumps(doc, indent=2) + "\n")
 
 
 def main() -> None:

@@ -120,8 +120,9 @@ def _load_run(run: str, which: str, device: str):
 
 
 def _onnx_engine(args, run, out_dir: Path, device, ctx):
+    from landmark_afl.engine.checkpoint import checkpoint_digest
     from landmark_afl.inference.engines import OnnxEngine, read_onnx_metadata
-    from landmark_afl.inference.export import checkpoint_digest, export_onnx
+    from landmark_afl.inference.export import export_onnx
 
     digest = checkpoint_digest(run.checkpoint)
     path = Path(args.onnx) if args.onnx else out_dir / f"model-{args.which}.onnx"

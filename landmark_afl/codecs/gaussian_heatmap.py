@@ -166,7 +166,8 @@ class GaussianHeatmapCodec:
             peak, row, col = _argmax_2d(maps)
         else:
             valid = torch.as_tensor(valid, device=maps.device).reshape(b, 2).float()
-            # heatmap pixel j is centred on input pixel (j + 0.5) * stride - 0.5: inside while j < valid / stride
+            # heatmap pixel j covers input pixels [j * stride, (j + 1) * stride): kept while it overlaps the image
+            # (j < valid / stride); with stride > 1 its centre may lie up to (stride - 1) / 2 px in the padding
             limit = torch.ceil(valid / self.stride - 1e-6).long().clamp(1)
             limit = torch.stack([limit[:, 0].clamp(max=h), limit[:, 1].clamp(max=w)], 1)
             rows, cols = limit[:, :1], limit[:, 1:]  # [B, 1] each
@@ -213,18 +214,21 @@ def _soft_argmax(
     cols: int | torch.Tensor,
     radius: int,
     power: int,
-) -> torch.Tensor:
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(centroid [B, K, 2], fits [B, K, 2]): the centroid (x, y in heatmap pixels) of ``max(map, 0) ** power`` in
     the window of ``radius`` around (row, col) within ``rows`` x ``cols`` (ints or [B, 1] per-sample extents), and
     per axis whether the whole window lies inside them (and holds a positive value): a window cut by the border
-    pulls the centroid inwards, so the caller keeps the parabola on such an axis."""
+    pulls the centroid inwards, so the caller keeps the parabola on such an axis. Where the border cuts one axis,
+    the window is shrunk symmetrically about the peak along it, so that the other axis' centroid is not tilted by
+    a one-sided set of rows (or columns) of a skewed peak."""
     offsets = torch.arange(-radius, radius + 1, device=flat.device)
     ys = row[..., None] + offsets  # [B, K, S]
     xs = col[..., None] + offsets
-    fits_y = (row >= radius) & (row + radius < rows)
-    fits_x = (col >= radius) & (col + radius < cols)
-    inside_y = (ys >= 0) & (ys < (rows[..., None] if torch.is_tensor(rows) else rows))
-    inside_x = (xs >= 0) & (xs < (cols[..., None] if torch.is_tensor(cols) else cols))
+    reach_y = torch.minimum(row, rows - 1 - row).clamp(max=radius)  # [B, K]: the symmetric half-width inside
+    reach_x = torch.minimum(col, cols - 1 - col).clamp(max=radius)
+    fits_y, fits_x = reach_y == radius, reach_x == radius
+    inside_y = offsets.abs() <= reach_y[..., None]
+    inside_x = offsets.abs() <= reach_x[..., None]
     inside = inside_y[..., :, None] & inside_x[..., None, :]  # [B, K, S, S]
     idx = torch.where(inside, ys[..., :, None] * w + xs[..., None, :], (row * w + col)[..., None, None])
     values = flat.gather(-1, idx.flatten(-2)).view(idx.shape)

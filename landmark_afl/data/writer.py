@@ -44,8 +44,6 @@ def carve_val(train: list[str], val_count: int | None, what: str) -> tuple[list[
     Raises:
         DatasetError: ``val_count`` outside [0, len(train) - 1].
     """
-    from landmark_afl.data.dataset import DatasetError
-
     train = sorted(train)
     n_val = default_val_count(len(train)) if val_count is None else val_count
     if n_val < 0 or (n_val and n_val >= len(train)):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 import warnings
@@ -14,6 +15,15 @@ CHECKPOINT_VERSION = 1
 
 class CheckpointError(ValueError):
     """A checkpoint is missing, unreadable or belongs to an incompatible run."""
+
+
+def checkpoint_digest(path: str | Path) -> str:
+    """SHA-256 (hex) of a checkpoint file: what tells two models apart whatever their folders are called."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def save_checkpoint(path: Path, state: dict) -> None:

@@ -169,7 +169,13 @@ def progress(console: Console, description: str, total: int | None, every_s: flo
         bar = progress_bar(console)
         with bar:
             task = bar.add_task(description, total=total)
-            yield lambda done, new_total=None: bar.update(task, completed=done, total=new_total or total)
+
+            def advance(done: int, new_total: int | None = None) -> None:
+                if new_total:
+                    bar.update(task, total=new_total)  # remembered by the bar for the next updates
+                bar.update(task, completed=done)
+
+            yield advance
         return
     start = last = time.perf_counter()
     expected = total
@@ -198,7 +204,8 @@ def fmt_seconds(seconds: float) -> str:
 
 
 def progress_bar(console):
-    """The training loop's bar (its description is updated per step); hidden when not on a terminal."""
+    """A rich progress bar (description, bar, done / total, time left): training's per-step bar, validation's and
+    the phantom's (``progress``); hidden when not on a terminal."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     return Progress(

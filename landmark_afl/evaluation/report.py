@@ -77,7 +77,7 @@ def evaluation_report(ev: Evaluation, thresholds: Sequence[float] = DEFAULT_THRE
     return {
         "format": REPORT_FORMAT,
         "version": REPORT_VERSION,
-        "run": str(ev.run_dir),
+        "run": str(Path(ev.run_dir).resolve()),  # absolute: read from anywhere (validation_choice)
         "checkpoint": str(ev.checkpoint),
         "which": ev.which,
         "epoch": ev.epoch,

@@ -42,8 +42,13 @@ def validation_of(report: dict) -> dict:
 def validation_rows(entries: list[tuple[str, str, dict]]) -> list[dict]:
     """One row per protocol x arm from (protocol, arm, evaluation report) of every run, in first-seen order."""
     groups: dict[tuple[str, str], list[dict]] = {}
+    missing: dict[tuple[str, str], list[str]] = {}
     for protocol, arm, report in entries:
-        groups.setdefault((Path(protocol).stem, arm), []).append(validation_of(report))
+        key = (Path(protocol).stem, arm)
+        found = validation_of(report)
+        groups.setdefault(key, []).append(found)
+        if not found:
+            missing.setdefault(key, []).append(str(Path(str(report.get("run") or "")) / "metrics.csv"))
     rows = []
     for (protocol, arm), vals in groups.items():
         found = [v for v in vals if v]
@@ -53,9 +58,10 @@ def validation_rows(entries: list[tuple[str, str, dict]]) -> list[dict]:
             "protocol": protocol, "arm": arm, "n_seeds": len(vals), "n_found": len(found),
             "epochs": [v["epoch"] for v in found], "val_false_negatives": fns,
             "val_present": found[0]["val_present"] if found else None,
-            "fn_mean": statistics.mean(fns) if fns else None, "fn_std": statistics.stdev(fns) if len(fns) > 1 else 0.0,
+            "fn_mean": statistics.mean(fns) if fns else None, "fn_std": statistics.stdev(fns) if len(fns) > 1 else None,
             "mre_mean": statistics.mean(mres) if mres else None,
-            "mre_std": statistics.stdev(mres) if len(mres) > 1 else 0.0, "chosen": False,
+            "mre_std": statistics.stdev(mres) if len(mres) > 1 else None, "chosen": False,
+            "missing": missing.get((protocol, arm), []),
         })  # fmt: skip
     for protocol in dict.fromkeys(r["protocol"] for r in rows):
         candidates = [r for r in rows if r["protocol"] == protocol and r["fn_mean"] is not None and r["n_found"]]
@@ -65,14 +71,20 @@ def validation_rows(entries: list[tuple[str, str, dict]]) -> list[dict]:
     return rows
 
 
+def _spread(mean: float, std: float | None, digits: int) -> str:
+    """``mean ± std``; one seed has no spread, so its value stands alone."""
+    return f"{mean:.{digits}f}" if std is None else f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
 def _cells(row: dict) -> list[str]:
     if row["fn_mean"] is None:
-        return [row["protocol"], row["arm"], str(row["n_seeds"]), "n/a", "n/a (run folder not found)", "", "", ""]
-    mre = "n/a" if row["mre_mean"] is None else f"{row['mre_mean']:.3f} ± {row['mre_std']:.3f}"
+        where = ", ".join(row.get("missing") or []) or "?"
+        return [row["protocol"], row["arm"], str(row["n_seeds"]), "n/a", f"n/a (not found: {where})", "", "", ""]
+    mre = "n/a" if row["mre_mean"] is None else _spread(row["mre_mean"], row["mre_std"], 3)
     fns = ", ".join(map(str, row["val_false_negatives"]))
     return [
         row["protocol"], row["arm"], str(row["n_found"]), ", ".join(map(str, row["epochs"])),
-        f"{row['fn_mean']:.1f} ± {row['fn_std']:.1f} ({fns})", str(row["val_present"] or ""), mre,
+        f"{_spread(row['fn_mean'], row['fn_std'], 1)} ({fns})", str(row["val_present"] or ""), mre,
         "yes" if row["chosen"] else "",
     ]  # fmt: skip
 

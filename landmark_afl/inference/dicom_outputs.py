@@ -196,7 +196,7 @@ def reference_dataset(source) -> object:
     if (  # a multi-frame IOD: frame 1's settings
         iod.is_attribute_in_iod("NumberOfFrames", str(ref.SOPClassUID))
         if iod is not None
-        else "NumberOfFrames" in source
+        else _frames(source) > 1 or "PerFrameFunctionalGroupsSequence" in source
     ):
         ref.NumberOfFrames = int(source.get("NumberOfFrames", 1) or 1)
         ref.SharedFunctionalGroupsSequence = [_frame_one_display(source, hd)]
@@ -273,8 +273,10 @@ class DicomOutputWriter:
         landmarks: landmark names, in the model's order.
         threshold: the job's presence threshold (recorded in the objects).
         protocol: the contrast protocol's name (recorded as an algorithm parameter).
-        device_uid: the SR's device observer UID (None = derived from the version and the landmark names, so the
-            reports of one model keep one device UID).
+        device_uid: the SR's device observer UID (None = derived from the version, ``model_id`` and the landmark
+            names, so the reports of one model keep one device UID and two models trained on the same landmarks
+            differ).
+        model_id: what tells the model apart (``predict`` gives its checkpoint's SHA-256).
     """
 
     def __init__(
@@ -284,6 +286,7 @@ class DicomOutputWriter:
         threshold: float,
         protocol: str = "",
         device_uid: str | None = None,
+        model_id: str = "",
     ) -> None:
         from pydicom.uid import generate_uid
 
@@ -295,7 +298,8 @@ class DicomOutputWriter:
         self.threshold = float(threshold)
         self.protocol = protocol
         self.version = __version__
-        self.device_uid = device_uid or generate_uid(entropy_srcs=["landmark-afl", __version__, *self.landmarks])
+        entropy = ["landmark-afl", __version__, model_id, *self.landmarks]  # one device UID per model
+        self.device_uid = device_uid or generate_uid(entropy_srcs=entropy)
 
     def write(self, path: str | Path, root: Path, xy: np.ndarray, peaks: np.ndarray) -> dict:
         """Write both objects of one image; returns ``{"gsps", "sr"}`` (paths relative to OUT, or None) and
@@ -321,11 +325,14 @@ class DicomOutputWriter:
 
     def _write(self, path: Path, root: Path, xy, peaks, record: dict) -> list[str]:
         try:
-            ref, marks = self._prepare(path, xy, peaks)
+            ref, marks, inverse = self._prepare(path, xy, peaks)
         except DicomOutputSkipped as err:
             return [str(err)]
+        except Exception as err:  # noqa: BLE001 - a header value the copy cannot take must not stop the batch
+            detail = " ".join(str(err).split())
+            return [f"{path}: DICOM outputs not written: {type(err).__name__}: {detail} ({_FIX})"]
         reasons = []
-        builders = (("gsps", self.build_gsps), ("sr", self.build_sr))
+        builders = (("gsps", lambda r, m: self.build_gsps(r, m, inverse=inverse)), ("sr", self.build_sr))
         for (kind, build), name in zip(builders, dicom_output_names(path, root), strict=True):
             try:
                 dataset = build(ref, marks)
@@ -342,8 +349,11 @@ class DicomOutputWriter:
                 reasons.append(f"{path}: {kind.upper()} not written: {type(err).__name__}: {detail} ({_FIX})")
         return reasons
 
-    def _prepare(self, path, xy: np.ndarray, peaks: np.ndarray) -> tuple[object, list[_Mark]]:
+    def _prepare(self, path, xy: np.ndarray, peaks: np.ndarray) -> tuple[object, list[_Mark], bool]:
+        """The reference dataset, the marks, and whether the image is shown inverted (the reader's rule)."""
         import pydicom
+
+        from landmark_afl.io.dicom_pixels import needs_inversion
 
         hd = require_highdicom()
         try:
@@ -362,14 +372,19 @@ class DicomOutputWriter:
                   bool(finite[k] and peaks[k] >= self.threshold), str(hd.UID()))
             for k, name in enumerate(self.landmarks)
         ]  # fmt: skip
-        return ref, marks
+        photometric = str(source.get("PhotometricInterpretation", "")).strip().upper()
+        return ref, marks, needs_inversion(source, photometric) is not None
 
     def _description(self, marks: list[_Mark]) -> str:
         n = sum(m.detected for m in marks)
         return f"landmark-afl {self.version}: {n} of {len(marks)} landmarks detected (peak >= {self.threshold:g})"[:64]
 
-    def build_gsps(self, ref, marks: list[_Mark]):
-        """The Grayscale Softcopy Presentation State (detected landmarks as POINT + label in layer LANDMARKS)."""
+    def build_gsps(self, ref, marks: list[_Mark], inverse: bool | None = None):
+        """The Grayscale Softcopy Presentation State (detected landmarks as POINT + label in layer LANDMARKS).
+
+        ``inverse``: the image is shown with bone white by inverting it (MONOCHROME1, or a Presentation LUT Shape
+        INVERSE on the source: ``io.dicom_pixels.needs_inversion``); None decides from ref's photometric alone.
+        """
         hd = require_highdicom()
         photometric = str(ref.get("PhotometricInterpretation", "")).upper()
         if int(ref.SamplesPerPixel) != 1 or photometric not in ("MONOCHROME1", "MONOCHROME2"):
@@ -393,7 +408,9 @@ class DicomOutputWriter:
         if graphics:
             annotations = [hd.pr.GraphicAnnotation([ref], layer, referenced_frame_number=frame,
                                                    graphic_objects=graphics, text_objects=texts)]  # fmt: skip
-        inverse = photometric == "MONOCHROME1"  # bone white, as the image itself is shown
+        if inverse is None:
+            inverse = photometric == "MONOCHROME1"
+        # bone white, as the image itself is shown (and as the reader and the overlays show it)
         shape = hd.PresentationLUTShapeValues.INVERSE if inverse else hd.PresentationLUTShapeValues.IDENTITY
         return hd.pr.GrayscaleSoftcopyPresentationState(
             referenced_images=[ref],
@@ -488,6 +505,14 @@ def _code_value(name: str) -> str:
     import hashlib
 
     return name[:9] + "~" + hashlib.sha1(name.encode()).hexdigest()[:6]
+
+
+def _frames(source) -> int:
+    """NumberOfFrames as an int (1 when absent or unreadable: a single-frame image that states 1 is single-frame)."""
+    try:
+        return int(source.get("NumberOfFrames", 1) or 1)
+    except (TypeError, ValueError):
+        return 1
 
 
 def _is_multiframe(ref) -> bool:

@@ -8,7 +8,6 @@ checkpoint it came from, so ``predict`` can refuse an ONNX file that does not be
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import warnings
@@ -17,6 +16,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from landmark_afl.engine.checkpoint import checkpoint_digest
 from landmark_afl.inference.engines import METADATA_KEY
 
 DEFAULT_OPSET = 17
@@ -31,15 +31,6 @@ class HeatmapNet(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.task.heatmaps(images)
-
-
-def checkpoint_digest(path: str | Path) -> str:
-    """SHA-256 (hex) of a checkpoint file."""
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def export_onnx(run, out: str | Path, opset: int = DEFAULT_OPSET, check: bool = True) -> Path:

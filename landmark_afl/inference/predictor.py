@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import time
@@ -19,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from landmark_afl.data.letterbox import to_image_coords
+from landmark_afl.engine.checkpoint import checkpoint_digest
 from landmark_afl.inference.distributed import DistContext
 from landmark_afl.inference.phi import header_columns, scrub
 from landmark_afl.inference.writer import (
@@ -177,21 +177,19 @@ def job_settings(
     fallback_spacing=None,
     overlays: bool | None = None,
     dicom: bool | None = None,
+    digest: str | None = None,
 ) -> dict:
-    """The settings that must not change between a run into OUT and its resumption.
+    """The settings that must not change between a run into OUT and its resumption (``digest``: the checkpoint's
+    SHA-256 when already computed).
 
     ``engine`` adds its name and precision (an fp32 and a bf16 pass differ in the last digits), and
     ``fallback_spacing`` the ``--spacing`` (rows with and without mm must not mix in one results.csv), and
     ``overlays`` whether every image gets an overlay PNG, ``dicom`` whether every DICOM image gets its
     presentation state and report.
     """
-    digest = hashlib.sha256()
-    with Path(run.checkpoint).open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
     return {
         "checkpoint": str(Path(run.checkpoint).resolve()),
-        "checkpoint_sha256": digest.hexdigest(),
+        "checkpoint_sha256": digest or checkpoint_digest(run.checkpoint),
         "landmarks": list(run.landmarks),
         "input_size": list(run.task.codec.input_size),
         "protocol": protocol_name,
@@ -238,11 +236,12 @@ def run_predict(
     landmarks = list(run.landmarks)
     threshold = float(run.task.detect_threshold if options.threshold is None else options.threshold)
     header = result_columns(landmarks, options.keep_phi)
+    digest = checkpoint_digest(run.checkpoint)
     if ctx.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
         settings = job_settings(
             run, protocol.name, threshold, options.keep_phi, engine, options.fallback_spacing, options.overlays,
-            options.dicom,
+            options.dicom, digest,
         )  # fmt: skip
         check_settings(out_dir, settings)
         finalize(out_dir, header)  # rows left in part files by a killed torchrun job
@@ -252,9 +251,8 @@ def run_predict(
     mine = ctx.shard(todo)
     summary = PredictSummary(inputs=len(paths), skipped=len(paths) - len(todo))
     spacing_label = options.spacing_label
-    dicom_writer = _dicom_writer(out_dir, landmarks, threshold, protocol) if options.dicom else None
-    checkpoint = Path(run.checkpoint)  # the run's name, for the overlays' title: its checkpoint's run folder
-    run_name = (checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else checkpoint.parent).name
+    dicom_writer = _dicom_writer(out_dir, landmarks, threshold, protocol, digest) if options.dicom else None
+    run_name = Path(run.run_dir).name  # for the overlays' title
     dataset = InferenceSet(mine, protocol, engine.codec.input_size, options.fallback_spacing, options.keep_phi)
     device_is_cuda = str(getattr(engine, "device", "cpu")).startswith("cuda")
     loader = make_loader(dataset, options.batch_size, options.workers, pin_memory=device_is_cuda)
@@ -308,10 +306,10 @@ def run_predict(
     return summary
 
 
-def _dicom_writer(out_dir: Path, landmarks: list[str], threshold: float, protocol):
+def _dicom_writer(out_dir: Path, landmarks: list[str], threshold: float, protocol, model_id: str):
     from landmark_afl.inference.dicom_outputs import DicomOutputWriter
 
-    return DicomOutputWriter(out_dir, landmarks, threshold, getattr(protocol, "name", ""))
+    return DicomOutputWriter(out_dir, landmarks, threshold, getattr(protocol, "name", ""), model_id=model_id)
 
 
 def _dicom(dicom_writer, record, xy, peaks, options, summary: PredictSummary, console) -> dict:

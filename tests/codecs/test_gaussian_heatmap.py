@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from landmark_afl.codecs import GaussianHeatmapCodec
+from landmark_afl.codecs import GaussianHeatmapCodec, gaussian_heatmap
 
 
 def test_subpixel_decoding_error_below_a_tenth_of_a_pixel():
@@ -171,9 +171,29 @@ def test_soft_argmax_window_stays_inside_the_map_and_the_valid_region():
     maps[1, 0, :, 20:] *= 4  # the padding (columns 20-31) holds larger values that must not pull it
     xy, _ = codec.decode(maps, torch.tensor([[32, 32], [32, 20]]))
     assert xy[0, 0].tolist() == [5.0, 0.0]
-    assert xy[1, 0, 0] <= 19.0 and xy[1, 0, 0] > 17.5  # only columns < 20 weigh: pulled left, never right
+    # the window is cut at column 20: the parabola (from columns 18-20 inside) there, never the padding's pull
+    assert xy[1, 0, 0] <= 19.0 and xy[1, 0, 0] > 17.5
     zero, peak = codec.decode(torch.zeros(1, 1, 32, 32))  # nothing positive: the argmax, no NaN
     assert torch.isfinite(zero).all() and peak[0, 0] == 0
+
+
+def test_soft_argmax_near_a_border_uses_rows_symmetric_about_the_peak():
+    """A tilted peak 2 rows from the top: its x centroid comes from rows -2..2 around the peak, as in the middle."""
+    codec = GaussianHeatmapCodec((48, 48), sigma=2.0, refine="soft-argmax")
+    yy, xx = torch.meshgrid(torch.arange(48.0), torch.arange(48.0), indexing="ij")
+
+    def tilted(cy: float, cx: float) -> torch.Tensor:  # x shifts with y: a rotated, elongated peak
+        return torch.exp(-(((xx - cx) - 0.8 * (yy - cy)) ** 2) / 8 - (yy - cy) ** 2 / 8)[None, None]
+
+    near, _ = codec.decode(tilted(2.0, 20.0))
+    row, col = torch.tensor([[2]]), torch.tensor([[20]])
+    flat = tilted(2.0, 20.0).reshape(1, 1, -1)
+    soft, fits = gaussian_heatmap._soft_argmax(flat, 48, row, col, 48, 48, radius=6, power=3)
+    assert fits[0, 0].tolist() == [True, False]  # x's window fits; y's is cut by the top border
+    w = tilted(2.0, 20.0)[0, 0, 0:5, 14:27].clamp_min(0) ** 3  # rows 0-4 (2 either side), columns 20 +- 6
+    expected = (w.sum(0) * torch.arange(14.0, 27.0)).sum() / w.sum()
+    assert soft[0, 0, 0].item() == pytest.approx(expected.item(), abs=1e-4)
+    assert near[0, 0, 0].item() == pytest.approx(expected.item(), abs=1e-4)
 
 
 def test_refine_is_checked_and_saved_in_the_codec_config():

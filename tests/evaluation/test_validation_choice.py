@@ -49,4 +49,5 @@ def test_chooses_the_fewest_false_negatives_per_protocol_then_the_lower_mre(tmp_
     assert rows[1]["mre_mean"] == pytest.approx(1.95)
     md = validation_markdown(rows)
     assert "| high | AFL | 2 | 1, 1 | 3.0 ± 0.0 (3, 3) | 40 | 1.950 ± 0.071 | yes |" in md
-    assert "n/a (run folder not found)" in md
+    assert f"n/a (not found: {tmp_path / 'nothing' / 'metrics.csv'})" in md
+    assert "| low | baseline | 1 | 1 | 5.0 (5) | 40 | 2.000 | yes |" in md  # one seed: no spread to show

@@ -236,6 +236,45 @@ def test_without_highdicoms_private_tables_the_header_decides(tmp_path, monkeypa
     assert gsps.GraphicAnnotationSequence[0].ReferencedImageSequence[0].ReferencedFrameNumber == 1
 
 
+def test_without_the_tables_a_single_frame_image_that_states_one_frame_is_single_frame(tmp_path, monkeypatch):
+    import landmark_afl.inference.dicom_outputs as dicom_outputs
+
+    monkeypatch.setattr(dicom_outputs, "_iod_rules", lambda: None)
+    source = _source(tmp_path / "in" / "one.dcm", NumberOfFrames=1)
+    _, record = _write(tmp_path, [[3.0, 4.0]] * 3, [0.9] * 3, source=source)
+    assert record["skipped"] is None and record["gsps"]
+    gsps = pydicom.dcmread(tmp_path / "out" / record["gsps"])
+    assert "ReferencedFrameNumber" not in gsps.GraphicAnnotationSequence[0].ReferencedImageSequence[0]
+
+
+def test_the_gsps_inverts_as_the_reader_does(tmp_path):
+    """MONOCHROME2 with a Presentation LUT Shape INVERSE is shown inverted (io.dicom_pixels.needs_inversion)."""
+    shapes = {}
+    for name, mono1, shape in (("m2", False, None), ("m2inv", False, "INVERSE"), ("m1", True, None)):
+        source = _source(tmp_path / "in" / f"{name}.dcm", monochrome1=mono1, PresentationLUTShape=shape)
+        _, record = _write(tmp_path / name, [[3.0, 4.0]] * 3, [0.9] * 3, source=source)
+        shapes[name] = pydicom.dcmread(tmp_path / name / "out" / record["gsps"]).PresentationLUTShape
+    assert shapes == {"m2": "IDENTITY", "m2inv": "INVERSE", "m1": "INVERSE"}
+
+
+def test_a_header_value_the_copy_cannot_take_is_recorded_not_raised(tmp_path, monkeypatch):
+    import landmark_afl.inference.dicom_outputs as dicom_outputs
+
+    def broken(source):
+        raise ValueError("invalid literal for int() with base 10: 'x'")
+
+    monkeypatch.setattr(dicom_outputs, "reference_dataset", broken)
+    source, record = _write(tmp_path, [[3.0, 4.0]] * 3, [0.9] * 3)
+    assert record["gsps"] is None and record["sr"] is None
+    assert str(source) in record["skipped"] and "ValueError" in record["skipped"] and "re-export" in record["skipped"]
+
+
+def test_the_device_uid_tells_models_apart(tmp_path):
+    a = DicomOutputWriter(tmp_path, NAMES, 0.5, model_id="sha-a")
+    assert a.device_uid == DicomOutputWriter(tmp_path, NAMES, 0.5, model_id="sha-a").device_uid
+    assert a.device_uid != DicomOutputWriter(tmp_path, NAMES, 0.5, model_id="sha-b").device_uid
+
+
 @pytest.mark.parametrize(
     "name, gsps",
     [("wg04_xray/RG1_J2KI.dcm", True), ("pydicom_edge/vlut_04.dcm", True), ("pydicom_edge/mlut_18.dcm", True),

@@ -51,3 +51,15 @@ def test_the_summary_gathers_every_seed_file_with_mean_and_sample_std(bench, tmp
     single.mkdir()
     (single / "seed-0.json").write_text(json.dumps(runs[0]))
     assert bench.summarize(single)["test_best"]["false_negatives"] == {"mean": 50, "std": None}
+
+
+def test_the_summary_refuses_seed_files_of_different_settings(bench, tmp_path):
+    command = "train --data isbi --config configs/isbi2015.yaml --out {out}/seed-{seed} seed={seed}"
+    for seed, extra in ((0, ""), (1, ""), (2, " afl.enabled=False")):
+        run = dict(_seed(seed, 1.2, 50), train_command=command.format(out=tmp_path, seed=seed) + extra)
+        (tmp_path / f"seed-{seed}.json").write_text(json.dumps(run))
+    with pytest.raises(SystemExit, match="2 different train commands"):
+        bench.summarize(tmp_path)
+    (tmp_path / "seed-2.json").unlink()
+    assert bench.summarize(tmp_path)["seeds"] == [0, 1]  # the seed and the run folder may differ
+    assert bench._setting("train --config /a/configs/x.yaml --out o seed=1 k=v") == "train --config x.yaml k=v"

@@ -21,7 +21,15 @@ def script():
     return module
 
 
-def write_evaluation(folder: Path, seed: int, misses: dict[str, int], error: float, val_fn: int) -> None:
+def write_evaluation(
+    folder: Path,
+    seed: int,
+    misses: dict[str, int],
+    error: float,
+    val_fn: int,
+    split="test",
+    images=("a", "b", "c", "d"),
+) -> None:
     """An evaluation of 2 landmarks on each of 4 images; ``misses`` image -> false negatives (0..2)."""
     run = folder.parent / f"run-{folder.name}"
     run.mkdir(parents=True)
@@ -30,12 +38,21 @@ def write_evaluation(folder: Path, seed: int, misses: dict[str, int], error: flo
         w.writerow(["epoch", "val_false_negatives", "val_present", "val_mre_mm"])
         w.writerows([[1, val_fn + 5, 8, 2.0], [2, val_fn, 8, 1.5], [3, val_fn + 1, 8, 1.4]])
     folder.mkdir(parents=True)
-    report = {"run": str(run), "epoch": 2, "seed": seed, "protocols": ["high"]}
+    report = {
+        "run": str(run),
+        "epoch": 2,
+        "seed": seed,
+        "protocols": ["high"],
+        "split": split,
+        "threshold": 0.5,
+        "dataset_name": "d",
+        "landmarks": ["l0", "l1"],
+    }
     (folder / "report.json").write_text(json.dumps(report))
     with (folder / "per_image.csv").open("w", newline="") as f:
         w = csv.writer(f)
         w.writerow(COLUMNS)
-        for image in ("a", "b", "c", "d"):
+        for image in images:
             for k in range(2):
                 missed = int(k < misses.get(image, 0))
                 w.writerow(["high", image, f"l{k}", 1, 1 - missed, missed, "" if missed else error, ""])
@@ -62,11 +79,24 @@ def test_pairs_by_seed_and_reads_the_validation_of_each_checkpoint(script, tmp_p
     assert (tmp_path / "out" / "paired.csv").read_text().startswith("protocol,arm,reference")
 
 
-def test_refuses_a_folder_of_another_seed_and_a_pattern_without_seed(script, tmp_path):
+def test_refuses_evaluations_that_cannot_be_paired(script, tmp_path):
     write_evaluation(tmp_path / "ref-0", 0, {}, error=1.0, val_fn=0)
     write_evaluation(tmp_path / "arm-0", 7, {}, error=1.0, val_fn=0)
     with pytest.raises(SystemExit, match="seed 7, not 0"):
         script.main(["--seeds", "0", "--ref", f"b={tmp_path}/ref-{{seed}}", "--arm", f"a={tmp_path}/arm-{{seed}}",
                      "--out", str(tmp_path / "o")])  # fmt: skip
+
+    def pair(arm_folder, ref="ref-0", label="a"):
+        argv = ["--seeds", "0", "--ref", f"b={tmp_path}/{ref}", "--arm", f"{label}={tmp_path}/{arm_folder}"]
+        script.main([*argv, "--out", str(tmp_path / "o")])
+
+    write_evaluation(tmp_path / "val-0", 0, {}, error=1.0, val_fn=0, split="val")
+    with pytest.raises(SystemExit, match="differ in split"):
+        pair("val-{seed}", ref="ref-{seed}")
+    write_evaluation(tmp_path / "few-0", 0, {}, error=1.0, val_fn=0, images=("a", "b"))
+    with pytest.raises(SystemExit, match="different images under high"):
+        pair("few-{seed}", ref="ref-{seed}")
+    with pytest.raises(SystemExit, match="repeat"):
+        pair("ref-{seed}", ref="ref-{seed}", label="b")
     with pytest.raises(SystemExit, match="with \\{seed\\} in FOLDER"):
         script.main(["--seeds", "0", "--ref", f"b={tmp_path}/ref-0", "--arm", "a=x", "--out", str(tmp_path / "o")])
