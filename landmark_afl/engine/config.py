@@ -65,12 +65,21 @@ def parse_overrides(items: list[str]) -> dict[str, str]:
     return out
 
 
-def _flatten_values(values: dict, prefix: str = "") -> dict:
+def missing_saved_keys(stored: dict, saved_before: dict, aliases: dict[str, str] | None = None) -> dict:
+    """The ``saved_before`` values (dotted key -> value) of the keys that ``stored``, a saved config, lacks: a key
+    added after a run was saved gets the value that run used, not today's default."""
+    present = set(flatten_values(stored))
+    present |= {(aliases or {}).get(k, k) for k in present}
+    return {k: v for k, v in saved_before.items() if k not in present}
+
+
+def flatten_values(values: dict, prefix: str = "") -> dict:
+    """``{"optim": {"lr": 0.1}}`` -> ``{"optim.lr": 0.1}`` (dotted keys pass through)."""
     out = {}
     for key, value in values.items():
         name = f"{prefix}{key}"
         if isinstance(value, dict):
-            out.update(_flatten_values(value, f"{name}."))
+            out.update(flatten_values(value, f"{name}."))
         else:
             out[name] = value
     return out
@@ -126,7 +135,7 @@ def _set(cfg, path: list[str], value, full: str, source: str):
         if not isinstance(value, dict):
             raise ConfigError(f"{full} is a section ({source}); set its keys, e.g. {full}.{next(iter(known))}=...")
         out = current
-        for key, v in _flatten_values(value).items():
+        for key, v in flatten_values(value).items():
             out = _set(out, key.split("."), v, f"{full}.{key}", source)
         return dataclasses.replace(cfg, **{head: out})
     hints = typing.get_type_hints(type(cfg))
@@ -148,7 +157,7 @@ def update_config(cfg, values: dict, source: str = "command line", aliases: dict
     aliases = aliases or {}
     valid = flat_keys(cfg)
     renamed = []
-    for key, value in _flatten_values(values).items():
+    for key, value in flatten_values(values).items():
         if key not in valid and key in aliases:
             renamed.append(f"{key} -> {aliases[key]}")
             key = aliases[key]

@@ -52,6 +52,8 @@ class Recipe:
         report_metrics: the ``evaluate`` keys that ``compare`` tabulates as mean +- std.
         splits: the splits ``evaluate`` accepts; the first is the default of ``compare --split``.
         aliases: old config key -> new dotted key, accepted for one release with a notice.
+        saved_before: dotted key -> the value a run saved before that key existed was trained (or decoded) with;
+            a resumed or loaded run whose saved config lacks the key gets that value, not today's default.
         after_fit: (run_dir, training) -> None, run once training has finished (plots, summaries).
         check: (data_dir, cfg) -> text for ``landmark-afl data check --task NAME`` (e.g. the accuracy ceiling of
             the data path at the configured input size).
@@ -70,6 +72,7 @@ class Recipe:
     report_metrics: tuple[str, ...] = ()
     splits: tuple[str, ...] = ("val",)
     aliases: dict[str, str] = field(default_factory=dict)
+    saved_before: dict[str, object] = field(default_factory=dict)
     after_fit: Callable[[Path, Training], None] | None = None
     check: Callable[[str, Any], str] | None = None
     check_resume: Callable[[dict, Training, Path], None] | None = None

@@ -57,8 +57,10 @@ class LandmarkConfig:
         num_workers: data loader worker processes (0 = in the main process).
         device: "auto" (CUDA when available), "cpu", "cuda", "cuda:1", ...
         afl: the Adversarial Focal Loss settings (``afl.enabled=False`` or ``--no-afl`` trains the baseline). The
-            landmark default centres the critic (``afl.critic_center=True``), the arm the seeded study favours over
-            the paper's form, whose scores collapse; ``afl.variant=paper`` trains the paper's exact form.
+            landmark default centres the critic (``afl.critic_center=True``: the paper's form lets its scores
+            collapse) and focuses the weights, ``w = s ** 2`` (``afl.focus_gamma=2``): the arm with the fewest
+            validation false negatives in the seeded phantom study (README "Results"); ``afl.variant=paper`` trains
+            the paper's exact form. Runs saved before ``focus_gamma`` existed keep the 1 they trained with.
         optim: optimiser and schedule.
         augment: training augmentation.
     """
@@ -78,7 +80,7 @@ class LandmarkConfig:
     batch_size: int = 4
     num_workers: int = 0
     device: str = "auto"
-    afl: AFLConfig = AFLConfig(critic_center=True)  # the study's choice (README "Results"); afl.variant=paper
+    afl: AFLConfig = AFLConfig(critic_center=True, focus_gamma=2.0)  # the study's choice (README "Results")
     optim: OptimConfig = OptimConfig(epochs=10)
     augment: AugmentConfig = AugmentConfig()
 
@@ -108,6 +110,8 @@ def _aliases() -> dict[str, str]:
 
 
 ALIASES = _aliases()
+# keys added after runs were saved without them -> what those runs were trained or decoded with
+SAVED_BEFORE: dict[str, object] = {"decode": "parabola", "afl.focus_gamma": 1.0}
 
 
 def resolve_data_dir(cfg: LandmarkConfig) -> Path:
@@ -275,12 +279,14 @@ def load_trained_run(run: str | Path, which: str = "best", device: str | torch.d
 
 
 def config_from_state(state: dict, path: Path) -> LandmarkConfig:
-    """The run's config from a checkpoint (the flat keys of first-release checkpoints are translated; runs saved
-    before ``decode`` existed keep the parabola they were validated with)."""
+    """The run's config from a checkpoint (the flat keys of first-release checkpoints are translated; a key the
+    checkpoint predates gets the value the run used then, ``SAVED_BEFORE``: e.g. the parabola decoding)."""
     import warnings
 
+    from landmark_afl.engine.config import missing_saved_keys
+
     stored = dict(state["config"])
-    stored.setdefault("decode", "parabola")
+    stored.update(missing_saved_keys(stored, SAVED_BEFORE, ALIASES))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # an old checkpoint is not the user's mistake
         return update_config(LandmarkConfig(), stored, source=str(path), aliases=ALIASES)
@@ -410,6 +416,7 @@ RECIPE = Recipe(
     report_metrics=("false_negatives", "mre_mm", "sdr_2mm"),
     splits=("test", "val"),
     aliases=ALIASES,
+    saved_before=SAVED_BEFORE,
     after_fit=_after_fit,
     check=_check,
     check_resume=_check_resume,

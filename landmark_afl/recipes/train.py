@@ -15,7 +15,7 @@ import yaml
 
 from landmark_afl.engine.atomic import write_atomic
 from landmark_afl.engine.checkpoint import CheckpointError, load_checkpoint, remove_stale_temporaries
-from landmark_afl.engine.config import config_to_dict, load_config_file, update_config
+from landmark_afl.engine.config import config_to_dict, load_config_file, missing_saved_keys, update_config
 from landmark_afl.engine.device import resolve_device
 from landmark_afl.engine.optim import precision_label
 from landmark_afl.recipes.base import Recipe
@@ -29,6 +29,8 @@ def resolve_config(recipe: Recipe, values: dict, config_file: str | Path | None 
         if not saved.is_file():
             raise FileNotFoundError(f"--resume {resume}: no config.yaml there; give a run folder made by train")
         cfg = load_config_file(saved, cfg, aliases=recipe.aliases)
+        older = missing_saved_keys(yaml.safe_load(saved.read_text()) or {}, recipe.saved_before, recipe.aliases)
+        cfg = update_config(cfg, older, source=f"{saved} (saved before these keys existed)")
     if config_file is not None:
         cfg = load_config_file(config_file, cfg, aliases=recipe.aliases)
     return update_config(cfg, values, aliases=recipe.aliases)
