@@ -1,4 +1,4 @@
-# Run: python scripts/isbi_benchmark.py ../shared/data/isbi2015 --out bench-isbi --seeds 0,1,2
+# Run: python scripts/isbi_benchmark.py ../shared/data/isbi2015 --out bench-isbi --seeds 0,1,2  (--afl: the AFL arm)
 """The ISBI 2015 benchmark end to end: convert, train the recipe, evaluate Test1 once; timed, with one JSON.
 
 Per seed: ``landmark-afl data convert isbi2015 ROOT DATA --val 15`` (once, skipped when DATA is already converted),
@@ -12,8 +12,8 @@ The wall-clock budget (``--budget-min``, default 36: the peer's training time on
 without it the time is only recorded (``within_budget``). Training minutes are the train command's wall time,
 start to exit (validation each epoch included); peak RSS is that process's maximum resident set.
 
-Extra ``key=value`` arguments go to ``train`` (e.g. ``afl.enabled=False`` for the recipe without AFL; ``--no-afl``
-does the same).
+Extra ``key=value`` arguments go to ``train``. The recipe trains without AFL (its choice on val); ``--afl`` trains
+its AFL arm (``afl.enabled=True``), ``--no-afl`` states the recipe's own choice explicitly.
 """
 
 from __future__ import annotations
@@ -159,7 +159,11 @@ def main() -> None:
     p.add_argument("--data", type=Path, help="converted data folder (default: OUT/data, converted when missing)")
     p.add_argument("--config", type=Path, default=REPO / "configs" / "isbi2015.yaml")
     p.add_argument("--seeds", default="0", help="comma-separated seeds, trained one after the other (default: 0)")
-    p.add_argument("--no-afl", action="store_true", help="the recipe without AFL (afl.enabled=False)")
+    arm = p.add_mutually_exclusive_group()
+    arm.add_argument("--no-afl", action="store_true", help="without AFL (afl.enabled=False; the recipe's own choice)")
+    arm.add_argument(
+        "--afl", action="store_true", help="with AFL (afl.enabled=True: the recipe's centred, gamma-1 arm)"
+    )
     p.add_argument("--budget-min", type=float, default=36.0, help="training wall-clock budget in minutes")
     p.add_argument("--enforce-budget", action="store_true", help="stop training when the budget runs out")
     p.add_argument("--force", action="store_true", help="replace run folders of the same seeds")
@@ -174,6 +178,7 @@ def main() -> None:
             raise SystemExit(f"converting {args.root} failed (exit {rc}); see {args.out / 'convert.log'}")
         print(f"converted {args.root} -> {data} in {seconds:.0f} s")
     overrides = list(args.overrides) + (["afl.enabled=False"] if args.no_afl else [])
+    overrides += ["afl.enabled=True"] if args.afl else []
     for seed in (int(s) for s in args.seeds.split(",")):
         result = run_seed(args, data, seed, overrides)
         write_json(args.out / f"seed-{seed}.json", result)
