@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from landmark_afl.evaluation.tables import markdown_table
 from landmark_afl.metrics.paired import paired_difference
 
 PAIRED_HEADER = ("protocol", "arm", "seeds", "FN ref", "FN arm", "FN change [95 % CI]", "FN rel.", "MRE ref", "MRE arm",
@@ -99,9 +100,7 @@ def _cells(row: dict) -> list[str]:
 
 
 def paired_markdown(rows: list[dict]) -> str:
-    lines = ["| " + " | ".join(PAIRED_HEADER) + " |", "|" + "---|" * len(PAIRED_HEADER)]
-    lines += ["| " + " | ".join(_cells(r)) + " |" for r in rows]
-    return "\n".join(lines) + "\n"
+    return markdown_table(PAIRED_HEADER, [_cells(r) for r in rows])
 
 
 def paired_csv(rows: list[dict]) -> str:

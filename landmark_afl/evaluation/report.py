@@ -38,6 +38,7 @@ import numpy as np
 from landmark_afl.engine.atomic import write_atomic
 from landmark_afl.evaluation.evaluator import Evaluation, summarize_result
 from landmark_afl.evaluation.plots import pool_by_label
+from landmark_afl.evaluation.tables import markdown_table
 from landmark_afl.metrics.sweep import DEFAULT_THRESHOLDS, threshold_sweep
 
 REPORT_FORMAT = "landmark-afl-evaluation"
@@ -327,9 +328,7 @@ def mark_references(rows: list[dict]) -> list[dict]:
 
 def table_markdown(rows: list[dict]) -> str:
     rows = mark_references([dict(r) for r in rows])
-    lines = ["| " + " | ".join(TABLE_HEADER) + " |", "|" + "---|" * len(TABLE_HEADER)]
-    lines += ["| " + " | ".join(table_cells(r)) + " |" for r in rows]
-    return "\n".join(lines) + "\n"
+    return markdown_table(TABLE_HEADER, [table_cells(r) for r in rows])
 
 
 def table_csv(rows: list[dict]) -> str:

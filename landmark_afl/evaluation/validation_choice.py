@@ -14,6 +14,8 @@ import html
 import statistics
 from pathlib import Path
 
+from landmark_afl.evaluation.tables import markdown_table
+
 VALIDATION_HEADER = ("protocol", "arm", "seeds", "epochs", "val false negatives", "val present", "val MRE", "choose")
 VALIDATION_NOTE = (
     "The validation split's figures at the epoch of each evaluated checkpoint (mean ± std over seeds; MRE over the "
@@ -90,9 +92,7 @@ def _cells(row: dict) -> list[str]:
 
 
 def validation_markdown(rows: list[dict]) -> str:
-    lines = ["| " + " | ".join(VALIDATION_HEADER) + " |", "|" + "---|" * len(VALIDATION_HEADER)]
-    lines += ["| " + " | ".join(_cells(r)) + " |" for r in rows]
-    return "\n".join(lines) + "\n"
+    return markdown_table(VALIDATION_HEADER, [_cells(r) for r in rows])
 
 
 def validation_html(rows: list[dict]) -> str:

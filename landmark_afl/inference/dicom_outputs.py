@@ -198,7 +198,7 @@ def reference_dataset(source) -> object:
         if iod is not None
         else _frames(source) > 1 or "PerFrameFunctionalGroupsSequence" in source
     ):
-        ref.NumberOfFrames = int(source.get("NumberOfFrames", 1) or 1)
+        ref.NumberOfFrames = _frames(source)
         ref.SharedFunctionalGroupsSequence = [_frame_one_display(source, hd)]
         ref.PerFrameFunctionalGroupsSequence = []
     return ref
@@ -332,10 +332,10 @@ class DicomOutputWriter:
             detail = " ".join(str(err).split())
             return [f"{path}: DICOM outputs not written: {type(err).__name__}: {detail} ({_FIX})"]
         reasons = []
-        builders = (("gsps", lambda r, m: self.build_gsps(r, m, inverse=inverse)), ("sr", self.build_sr))
+        builders = (("gsps", lambda: self.build_gsps(ref, marks, inverse)), ("sr", lambda: self.build_sr(ref, marks)))
         for (kind, build), name in zip(builders, dicom_output_names(path, root), strict=True):
             try:
-                dataset = build(ref, marks)
+                dataset = build()
                 if "SpecificCharacterSet" in ref:  # UTF-8 names (older highdicom does not carry it over)
                     dataset.SpecificCharacterSet = ref.SpecificCharacterSet
                 target = self.out_dir / DICOM_DIR / name
@@ -379,11 +379,11 @@ class DicomOutputWriter:
         n = sum(m.detected for m in marks)
         return f"landmark-afl {self.version}: {n} of {len(marks)} landmarks detected (peak >= {self.threshold:g})"[:64]
 
-    def build_gsps(self, ref, marks: list[_Mark], inverse: bool | None = None):
+    def build_gsps(self, ref, marks: list[_Mark], inverse: bool):
         """The Grayscale Softcopy Presentation State (detected landmarks as POINT + label in layer LANDMARKS).
 
         ``inverse``: the image is shown with bone white by inverting it (MONOCHROME1, or a Presentation LUT Shape
-        INVERSE on the source: ``io.dicom_pixels.needs_inversion``); None decides from ref's photometric alone.
+        INVERSE on the source: ``io.dicom_pixels.needs_inversion``, as the reader and the overlays show it).
         """
         hd = require_highdicom()
         photometric = str(ref.get("PhotometricInterpretation", "")).upper()
@@ -408,9 +408,6 @@ class DicomOutputWriter:
         if graphics:
             annotations = [hd.pr.GraphicAnnotation([ref], layer, referenced_frame_number=frame,
                                                    graphic_objects=graphics, text_objects=texts)]  # fmt: skip
-        if inverse is None:
-            inverse = photometric == "MONOCHROME1"
-        # bone white, as the image itself is shown (and as the reader and the overlays show it)
         shape = hd.PresentationLUTShapeValues.INVERSE if inverse else hd.PresentationLUTShapeValues.IDENTITY
         return hd.pr.GrayscaleSoftcopyPresentationState(
             referenced_images=[ref],

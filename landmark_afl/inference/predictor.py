@@ -170,6 +170,7 @@ def check_settings(out_dir: Path, settings: dict) -> None:
 
 def job_settings(
     run,
+    digest: str,
     protocol_name: str,
     threshold: float,
     keep_phi: bool,
@@ -177,10 +178,9 @@ def job_settings(
     fallback_spacing=None,
     overlays: bool | None = None,
     dicom: bool | None = None,
-    digest: str | None = None,
 ) -> dict:
     """The settings that must not change between a run into OUT and its resumption (``digest``: the checkpoint's
-    SHA-256 when already computed).
+    SHA-256, ``engine.checkpoint.checkpoint_digest``).
 
     ``engine`` adds its name and precision (an fp32 and a bf16 pass differ in the last digits), and
     ``fallback_spacing`` the ``--spacing`` (rows with and without mm must not mix in one results.csv), and
@@ -189,7 +189,7 @@ def job_settings(
     """
     return {
         "checkpoint": str(Path(run.checkpoint).resolve()),
-        "checkpoint_sha256": digest or checkpoint_digest(run.checkpoint),
+        "checkpoint_sha256": digest,
         "landmarks": list(run.landmarks),
         "input_size": list(run.task.codec.input_size),
         "protocol": protocol_name,
@@ -240,8 +240,8 @@ def run_predict(
     if ctx.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
         settings = job_settings(
-            run, protocol.name, threshold, options.keep_phi, engine, options.fallback_spacing, options.overlays,
-            options.dicom, digest,
+            run, digest, protocol.name, threshold, options.keep_phi, engine, options.fallback_spacing,
+            options.overlays, options.dicom,
         )  # fmt: skip
         check_settings(out_dir, settings)
         finalize(out_dir, header)  # rows left in part files by a killed torchrun job

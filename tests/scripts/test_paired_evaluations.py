@@ -3,22 +3,19 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "paired_evaluations.py"
+from tests.scripts import load_script
+
 COLUMNS = ("protocol", "image", "landmark", "present", "detected", "false_negative", "error_mm", "error_px")
 
 
 @pytest.fixture(scope="module")
 def script():
-    spec = importlib.util.spec_from_file_location("paired_evaluations", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("paired_evaluations")
 
 
 def write_evaluation(
