@@ -172,7 +172,7 @@ class Detector:
 
         size = self.engine.codec.input_size
         if isinstance(image, (str, Path)):
-            return prepare_image(image, self.protocol, size, fallback), str(image)
+            return prepare_image(image, self.protocol, size, fallback, self.run.config.jpeg_scaling), str(image)
         array = np.asarray(image)
         if array.ndim != 2:
             raise ValueError(f"an image array must be 2-D [rows, cols] (grey), got shape {array.shape}")

@@ -4,7 +4,8 @@
 
 Files: NEMA WG04 RG3 (CR, 1760 x 1760, 10-bit, MONOCHROME1) uncompressed, JPEG 2000 lossless (decoded in full, and
 at the resolution level that covers a 512 x 512 and the default input: ``read_image(path, target_size=...)``),
-JPEG lossless (SimpleITK fallback) and RLE; one ISBI 2015 cephalogram (1935 x 2400 JPEG). Data from ../shared/data
+JPEG lossless (SimpleITK fallback) and RLE; one ISBI 2015 cephalogram (1935 x 2400 JPEG) in full and by DCT
+scaling for 448 x 352 (the ISBI recipe) and the default input. Data from ../shared/data
 (or LANDMARK_AFL_SHARED_DATA). Prints a table and writes JSON. Other scripts call :func:`bench_read`.
 """
 
@@ -41,6 +42,8 @@ CASES = (
     ("RG3_JPLL", "RG3_JPLL", None),
     ("RG3_RLE", "RG3_RLE", None),
     ("isbi_001", "isbi_001", None),
+    ("isbi_001 @448x352", "isbi_001", (448, 352)),
+    ("isbi_001 @default", "isbi_001", "default"),
 )
 
 
@@ -141,7 +144,7 @@ def bench_read(repeat: int = 7, data: Path | str | None = None, cases=CASES) -> 
 
 def print_table(result: dict[str, Any]) -> None:
     """The rows of :func:`bench_read` as a text table."""
-    head = f"{'file':<18} {'decoded':<10} {'f':>2} {'decoder':<28} {'read ms':>8} {'+high ms':>9} {'prepare ms':>11}"
+    head = f"{'file':<18} {'decoded':<10} {'f':>2} {'decoder':<33} {'read ms':>8} {'+high ms':>9} {'prepare ms':>11}"
     print(head)
     for row in result["rows"]:
         if "skipped" in row:
@@ -152,7 +155,7 @@ def print_table(result: dict[str, Any]) -> None:
         if "prepare_size" in row:
             prepare = f"{prepare} @{row['prepare_size'][0]}"
         print(
-            f"{row['name']:<18} {shape:<10} {row['decode_scale']:>2} {row['decoder']:<28} {row['read_ms']:>8} "
+            f"{row['name']:<18} {shape:<10} {row['decode_scale']:>2} {row['decoder']:<33} {row['read_ms']:>8} "
             f"{row.get('read_protocol_high_ms', 'n/a'):>9} {prepare:>11}"
         )
     if result["protocol_note"]:

@@ -1,4 +1,6 @@
 # Run: python scripts/bench_predict.py --size 256 --images 48 --batch-size 8 --workers 1 --threads 1 --out b.json
+#      python scripts/bench_predict.py --inputs ../shared/data/isbi2015/RawImage/Test1Data --images 64 \
+#          --engines torch --jpeg-scaling both --rss-counts "" --out b_isbi.json      # real cephalograms (JPEG)
 """End-to-end ``predict`` throughput against the pure forward rate, per engine; peak RSS for 100 / 2000 images.
 
 Setting (state it with the figures): a randomly initialised FPN (the run's encoder, resnet18 by default; weights do
@@ -8,12 +10,16 @@ a ready [B, 1, S, S] tensor (median of repeats); end-to-end = images / seconds o
 reading + preprocessing, forward, decode, CSV/JSONL rows and fsync), over the same batch size, with
 OMP_WAIT_POLICY=PASSIVE as ``landmark-afl predict`` sets it (unless already set). Peak RSS: the predict
 command in a subprocess over 100 and 2000 images (64 px files, 64 px input), main process and largest worker. The
-input files are generated once into a temporary folder. Prints a table and writes JSON.
+input files are generated once into a temporary folder. ``--inputs FOLDER`` predicts over the first ``--images``
+real files of a folder instead (e.g. the ISBI 2015 cephalograms, 1935 x 2400 JPEG), and ``--jpeg-scaling both``
+runs each engine twice, reading JPEG by DCT scaling (the default of new runs) and in full (runs trained before it).
+Prints a table and writes JSON.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import platform
@@ -79,6 +85,15 @@ def forward_rate(engine, batch: int, size: int, repeats: int) -> float:
         engine.heatmaps(images)
         times.append(time.perf_counter() - t)
     return batch / statistics.median(times)
+
+
+def with_jpeg_scaling(run, on: bool):
+    """The run as if trained with ``jpeg_scaling=on`` (the same weights)."""
+    from dataclasses import replace
+
+    other = copy.copy(run)
+    other.config = replace(run.config, jpeg_scaling=on)
+    return other
 
 
 def end_to_end(run, engine, paths, out: Path, batch: int, workers: int) -> dict:
@@ -148,6 +163,8 @@ def bench_predict(
     rss_counts: tuple[int, ...] = (100, 2000),
     work_dir: str | Path | None = None,
     verbose: bool = True,
+    inputs: str | Path | None = None,
+    jpeg_scaling: tuple[bool, ...] = (True,),
 ) -> dict:
     """Forward rate, end-to-end predict rate, their ratio and where the rest goes, per engine; peak RSS."""
     from landmark_afl.inference.engines import OnnxEngine, TorchEngine
@@ -157,10 +174,15 @@ def bench_predict(
     work = Path(work_dir or tempfile.mkdtemp(prefix="bench_predict_"))
     run_dir = make_run(work / f"run_{encoder}_{size}", size, encoder)
     run = load_trained_run(run_dir)
-    paths = collect_inputs(make_images(work / f"images_{size}", images, size))
+    if inputs is not None:
+        paths = collect_inputs(inputs)[:images]
+        images = len(paths)
+    else:
+        paths = collect_inputs(make_images(work / f"images_{size}", images, size))
     report = {
         "setting": {
-            "encoder": encoder, "input_size": size, "image_size": size, "images": images,
+            "encoder": encoder, "input_size": size, "image_size": size if inputs is None else f"files of {inputs}",
+            "images": images, "jpeg_scaling": list(jpeg_scaling),
             "batch_size": batch_size, "workers": workers, "main_threads": torch.get_num_threads(),
             "protocol": run.protocol, "cpu_count": os.cpu_count(), "machine": platform.machine(),
             "torch": torch.__version__, "cuda": torch.cuda.is_available(), "amp": amp,
@@ -172,24 +194,27 @@ def bench_predict(
             engine = TorchEngine(run.task, amp=amp)
         else:
             engine = OnnxEngine(export_onnx(run, work / "model.onnx"), threads=threads)
-        before = forward_rate(engine, batch_size, size, repeats)
-        timed = TimedEngine(engine)
-        e2e = end_to_end(run, timed, paths, work / f"out_{name}_{time.time_ns()}", batch_size, workers)
-        after = forward_rate(engine, batch_size, size, repeats)
-        fwd = 0.5 * (before + after)  # the machine's drift hits both sides of the predict loop alike
-        loop = e2e["loop_s"]
-        other = loop - timed.forward_s - timed.decode_s
-        report["engines"][name] = {
-            "precision": engine.precision, "forward_images_per_s": fwd, "forward_before": before,
-            "forward_after": after, **e2e, "ratio": e2e["images_per_s"] / fwd,
-            "loop_forward_s": timed.forward_s, "loop_decode_s": timed.decode_s, "loop_other_s": other,
-            "loop_forward_images_per_s": len(paths) / timed.forward_s,
-        }  # fmt: skip
-        rate = e2e["images_per_s"]
-        if verbose:
-            print(f"{name:5s} ({engine.precision})  forward {fwd:7.1f} img/s   end-to-end {rate:7.1f} img/s   "
-                  f"ratio {rate / fwd:.3f}   loop {loop:.1f} s = forward {timed.forward_s:.1f} + decode "
-                  f"{timed.decode_s:.2f} + reading wait, rows, fsync {other:.2f}")  # fmt: skip
+        for scaling in jpeg_scaling:
+            label = name if scaling else f"{name}, JPEG in full"
+            before = forward_rate(engine, batch_size, size, repeats)
+            timed = TimedEngine(engine)
+            e2e = end_to_end(with_jpeg_scaling(run, scaling), timed, paths, work / f"out_{name}_{time.time_ns()}",
+                             batch_size, workers)  # fmt: skip
+            after = forward_rate(engine, batch_size, size, repeats)
+            fwd = 0.5 * (before + after)  # the machine's drift hits both sides of the predict loop alike
+            loop = e2e["loop_s"]
+            other = loop - timed.forward_s - timed.decode_s
+            report["engines"][label] = {
+                "precision": engine.precision, "jpeg_scaling": scaling, "forward_images_per_s": fwd,
+                "forward_before": before, "forward_after": after, **e2e, "ratio": e2e["images_per_s"] / fwd,
+                "loop_forward_s": timed.forward_s, "loop_decode_s": timed.decode_s, "loop_other_s": other,
+                "loop_forward_images_per_s": len(paths) / timed.forward_s,
+            }  # fmt: skip
+            rate = e2e["images_per_s"]
+            if verbose:
+                print(f"{label:5s} ({engine.precision})  forward {fwd:7.1f} img/s   end-to-end {rate:7.1f} img/s   "
+                      f"ratio {rate / fwd:.3f}   loop {loop:.1f} s = forward {timed.forward_s:.1f} + decode "
+                      f"{timed.decode_s:.2f} + reading wait, rows, fsync {other:.2f}")  # fmt: skip
     if rss_counts:
         small_run = make_run(work / f"run_{encoder}_64", 64, encoder)
         report["peak_rss"] = {}
@@ -217,6 +242,9 @@ def main() -> None:
     p.add_argument("--amp", default="auto", choices=("auto", "off", "bf16"), help="torch engine precision")
     p.add_argument("--rss-counts", default="100,2000", help="image counts for the peak-RSS runs ('' = skip)")
     p.add_argument("--work-dir", help="where the generated inputs live (default: a temporary folder)")
+    p.add_argument("--inputs", help="a folder of real images to predict over (default: generated PNGs)")
+    p.add_argument("--jpeg-scaling", default="on", choices=("on", "off", "both"),
+                   help="read JPEG inputs by DCT scaling (on), in full (off), or each engine both ways")  # fmt: skip
     p.add_argument("--out", default="bench_predict.json")
     args = p.parse_args()
     if args.threads:
@@ -224,7 +252,8 @@ def main() -> None:
     report = bench_predict(
         args.size, args.encoder, args.images, args.batch_size, args.workers, args.threads, args.repeats,
         tuple(e for e in args.engines.split(",") if e), args.amp,
-        tuple(int(c) for c in args.rss_counts.split(",") if c), args.work_dir,
+        tuple(int(c) for c in args.rss_counts.split(",") if c), args.work_dir, True, args.inputs,
+        {"on": (True,), "off": (False,), "both": (True, False)}[args.jpeg_scaling],
     )  # fmt: skip
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {args.out}")

@@ -41,7 +41,8 @@ def run_heatmaps(run_dir: str, which: str, split: str) -> dict:
     dtype = autocast_dtype(run.config.optim.amp, torch.device("cpu"))
     maps, gt, scale, spacing, valid = [], [], [], [], []
     for key in dataset.split(split):
-        prep = prepare_image(dataset.image_path(key), protocol, run.codec.input_size, dataset.spacing_mm)
+        prep = prepare_image(dataset.image_path(key), protocol, run.codec.input_size, dataset.spacing_mm,
+                             run.config.jpeg_scaling)  # fmt: skip
         with torch.no_grad(), torch.autocast("cpu", dtype=dtype, enabled=dtype is not None):
             maps.append(run.task.heatmaps(torch.from_numpy(prep.image)[None, None]).float())
         gt.append(dataset.coords(key))

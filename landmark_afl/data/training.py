@@ -9,6 +9,7 @@ an uninterrupted one, whatever the number of workers.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -49,12 +50,18 @@ class PreparedImage:
 
 
 def prepare_image(
-    path, protocol: Callable, input_size: tuple[int, int], fallback_spacing: tuple[float, float] | None = None
+    path,
+    protocol: Callable,
+    input_size: tuple[int, int],
+    fallback_spacing: tuple[float, float] | None = None,
+    jpeg_scaling: bool = True,
 ) -> PreparedImage:
     """read_image -> protocol -> letterbox: the preprocessing shared by training, evaluation and inference.
 
     The file is read for ``input_size``: JPEG 2000 is decoded at the coarsest resolution level that still covers it
-    (``meta["decode_scale"]`` f, up to 20x faster), the protocol and the letterbox run on that smaller image. The
+    (``meta["decode_scale"]`` f, up to 20x faster), a JPEG by libjpeg's DCT scaling at 1/2, 1/4 or 1/8 (unless
+    ``jpeg_scaling`` is False, as for runs trained before it), and the protocol and the letterbox run on that smaller
+    image. The
     result stays in original terms whatever f is: ``scale`` maps original-pixel coordinates to input pixels
     (the letterbox scale / f, exact because decoded pixel i covers original pixels f*i .. f*i+f-1, i.e.
     ``x_decoded = (x + 0.5) / f - 0.5``), ``spacing`` is the original pixels' spacing in mm and ``shape`` the
@@ -65,10 +72,15 @@ def prepare_image(
         protocol: the contrast protocol, called on (pixels, meta).
         input_size: (H, W) of the network input.
         fallback_spacing: (row, col) mm for images that carry no spacing (the data set's), or None.
+        jpeg_scaling: decode a JPEG file at the scale that covers ``input_size`` (False: in full; the config key
+            ``jpeg_scaling`` of the run).
     """
-    from landmark_afl.io import read_image
+    from landmark_afl.io import image_format, read_image
 
-    pixels, meta = read_image(path, target_size=tuple(int(v) for v in input_size))
+    target = tuple(int(v) for v in input_size)
+    if not jpeg_scaling and image_format(Path(path)) == "jpeg":
+        target = None
+    pixels, meta = read_image(path, target_size=target)
     return prepare_pixels(pixels, meta, protocol, input_size, fallback_spacing)
 
 
@@ -132,6 +144,7 @@ class LandmarkTrainingSet(Dataset):
         codec: the heatmap codec (its input_size is the network input).
         augmenter: random augmentation, or None for evaluation.
         seed: base seed of the augmentation.
+        jpeg_scaling: read JPEG files at the input's scale (:func:`prepare_image`).
     """
 
     def __init__(
@@ -142,7 +155,9 @@ class LandmarkTrainingSet(Dataset):
         codec: GaussianHeatmapCodec,
         augmenter: Augmenter | None = None,
         seed: int = 0,
+        jpeg_scaling: bool = True,
     ) -> None:
+        self.jpeg_scaling = bool(jpeg_scaling)
         self.dataset = dataset
         self.images = tuple(images)
         self.protocol = protocol
@@ -168,7 +183,7 @@ class LandmarkTrainingSet(Dataset):
         if index not in self._cache:
             key = self.images[index]
             prep = prepare_image(self.dataset.image_path(key), self.protocol, self.codec.input_size,
-                                 self.dataset.spacing_mm)  # fmt: skip
+                                 self.dataset.spacing_mm, self.jpeg_scaling)  # fmt: skip
             _check_inside(self.dataset, key, prep.shape)
             self._cache[index] = prep
         return self._cache[index]

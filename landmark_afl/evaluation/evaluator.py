@@ -83,6 +83,7 @@ def predict_images(
     batch_size: int = 8,
     progress: Callable[[int, int], None] | None = None,
     amp: str = "auto",
+    jpeg_scaling: bool = True,
 ) -> ProtocolResult:
     """Predict every image of ``images`` once under ``protocol``; an unreadable image is recorded, not fatal.
 
@@ -94,6 +95,7 @@ def predict_images(
         batch_size: images per forward pass.
         progress: called as ``progress(done, total)`` after each batch.
         amp: mixed precision of the network, as ``optim.amp`` ("auto": bf16 where the device has it, "off": fp32).
+        jpeg_scaling: read JPEG files at the input's scale (the run's ``jpeg_scaling``; ``prepare_image``).
     """
     from landmark_afl.data.training import prepare_image
     from landmark_afl.engine.optim import autocast_dtype
@@ -128,7 +130,8 @@ def predict_images(
 
     for key in images:
         try:
-            prep = prepare_image(dataset.image_path(key), protocol, task.codec.input_size, dataset.spacing_mm)
+            path = dataset.image_path(key)
+            prep = prepare_image(path, protocol, task.codec.input_size, dataset.spacing_mm, jpeg_scaling)
         except (ImageReadError, OSError, ValueError) as err:
             failed.append((key, str(err)))
             continue
@@ -247,7 +250,8 @@ def evaluate_run(
     for name in names:
         protocol = trained.protocol_for(name)
         report = None if progress is None else (lambda done, total, p=protocol.name: progress(p, done, total))
-        results[protocol.name] = predict_images(trained.task, dataset, images, protocol, batch_size, report, amp)
+        results[protocol.name] = predict_images(trained.task, dataset, images, protocol, batch_size, report, amp,
+                                                trained.config.jpeg_scaling)  # fmt: skip
     from landmark_afl.engine.config import config_to_dict
     from landmark_afl.engine.optim import precision_label
 

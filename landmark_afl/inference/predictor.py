@@ -253,7 +253,8 @@ def run_predict(
     spacing_label = options.spacing_label
     dicom_writer = _dicom_writer(out_dir, landmarks, threshold, protocol, digest) if options.dicom else None
     run_name = Path(run.run_dir).name  # for the overlays' title
-    dataset = InferenceSet(mine, protocol, engine.codec.input_size, options.fallback_spacing, options.keep_phi)
+    dataset = InferenceSet(mine, protocol, engine.codec.input_size, options.fallback_spacing, options.keep_phi,
+                           run.config.jpeg_scaling)  # fmt: skip
     device_is_cuda = str(getattr(engine, "device", "cpu")).startswith("cuda")
     loader = make_loader(dataset, options.batch_size, options.workers, pin_memory=device_is_cuda)
     writer = OutputWriter(ctx.part_dir(out_dir), header)

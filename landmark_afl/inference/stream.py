@@ -32,6 +32,7 @@ class InferenceSet(Dataset):
         input_size: (H, W) of the network input.
         fallback_spacing: (row, col) mm used when an image carries no spacing, or None.
         keep_phi: also read patient name / ID / birth date from DICOM headers.
+        jpeg_scaling: read JPEG files at the input's scale (the run's ``jpeg_scaling``; ``prepare_image``).
 
     Example:
         >>> ds = InferenceSet(["/no/such.png"], lambda x, m: x, (64, 64))
@@ -47,7 +48,9 @@ class InferenceSet(Dataset):
         input_size: tuple[int, int],
         fallback_spacing: tuple[float, float] | None = None,
         keep_phi: bool = False,
+        jpeg_scaling: bool = True,
     ) -> None:
+        self.jpeg_scaling = bool(jpeg_scaling)
         self.paths = [str(p) for p in paths]
         self.protocol = protocol
         self.input_size = (int(input_size[0]), int(input_size[1]))
@@ -64,7 +67,7 @@ class InferenceSet(Dataset):
         path = self.paths[index]
         record = {"index": index, "path": path}
         try:
-            prep = prepare_image(path, self.protocol, self.input_size, self.fallback_spacing)
+            prep = prepare_image(path, self.protocol, self.input_size, self.fallback_spacing, self.jpeg_scaling)
             if not np.all(np.isfinite(prep.image)):
                 raise ValueError(f"{path}: preprocessing gave non-finite pixels; check the file and the protocol")
             fields = read_header_fields(path, self.keep_phi)

@@ -4,7 +4,12 @@ EXIF orientation is ignored on purpose: landmark coordinates refer to the stored
 the first page. Spacing is None (a raster carries no trustworthy physical spacing; a data set gives it).
 Grey JPEG 2000 (``.jp2``, ``.j2k``, ``.j2c``, ``.jpc``) gives the codestream's sample values (Pillow's scaling to
 16 bits undone, signed samples kept signed) and, given a target size, is decoded at the coarsest resolution level
-that covers it (:mod:`landmark_afl.io.j2k`).
+that covers it (:mod:`landmark_afl.io.j2k`). A JPEG, given a target size, is decoded by libjpeg's DCT-domain
+scaling at the coarsest of 1/2, 1/4, 1/8 that covers it (the same rule, :func:`landmark_afl.io.j2k.choose_level`
+with 3 levels): a scaled inverse DCT of each 8 x 8 block, so decoded pixel ``i`` stands for original pixels
+``f * i .. f * i + f - 1`` and sits at their centre (no re-centring, unlike JPEG 2000). Colour JPEG is decoded to
+its luma (Y) channel directly, the BT.601 grey that the full decode computes from RGB (the same up to rounding);
+a JPEG stored as RGB without the YCbCr transform, CMYK, or a file Pillow cannot scale is decoded in full.
 
 Before decoding: the header's size against the pixel limit (:mod:`landmark_afl.io.limits`; Pillow's own
 decompression-bomb limit ``PIL.Image.MAX_IMAGE_PIXELS`` also applies and is reported the same way), a JPEG 2000
@@ -103,7 +108,7 @@ def read_raster(
     Args:
         path: the file.
         fmt: the format name for ``meta["format"]``.
-        target_size: (H, W) the image will be letterboxed to; only grey JPEG 2000 uses it (a reduced decode,
+        target_size: (H, W) the image will be letterboxed to; grey JPEG 2000 and JPEG use it (a reduced decode,
             ``meta["decode_scale"]``), the other formats ignore it.
         max_pixels: the per-call pixel limit, or None (:func:`landmark_afl.io.limits.max_pixels`).
 
@@ -121,7 +126,7 @@ def read_raster(
             )
             return np.ascontiguousarray(grey, dtype=np.float32), meta
     steps: list[str] = [meta["decode_note"]] if meta["decode_note"] else []
-    arr, mode = _pillow_decode(path, fmt, max_pixels, steps, meta)
+    arr, mode = _pillow_decode(path, fmt, max_pixels, steps, meta, target_size if fmt == "jpeg" else None)
     if arr.ndim == 3:
         if arr.shape[-1] in (2, 4):  # grey+alpha, RGB+alpha: alpha dropped
             arr = arr[..., :-1]
@@ -135,14 +140,15 @@ def read_raster(
             meta["photometric"] = "MONOCHROME2"
     elif arr.ndim == 2:
         grey = arr.astype(np.float32)
-        meta["photometric"] = "MONOCHROME2"
+        meta["photometric"] = "RGB" if mode == "RGB" else "MONOCHROME2"  # RGB: the luma of a DCT-scaled colour JPEG
     else:
         raise ImageReadError(path, f"decoded an array of shape {arr.shape}, not a 2D image")
     bits = {"1": 1, "L": 8, "LA": 8, "P": 8, "RGB": 8, "RGBA": 8, "I;16": 16, "I;16B": 16, "I;16L": 16}.get(mode)
+    f = int(meta["decode_scale"])  # > 1: a DCT-scaled JPEG (its original size is in meta already)
     meta.update(
         bits_stored=bits,
-        original_shape=(int(grey.shape[0]), int(grey.shape[1])),
-        decoder="Pillow",
+        original_shape=meta["original_shape"] if f > 1 else (int(grey.shape[0]), int(grey.shape[1])),
+        decoder=f"Pillow-libjpeg (DCT scaling 1/{f})" if f > 1 else "Pillow",
         steps=steps,
         spacing_note="plain raster: no physical spacing in the file (give spacing_mm in dataset.yaml)",
     )
@@ -150,9 +156,18 @@ def read_raster(
 
 
 def _pillow_decode(
-    path: Path, fmt: str, max_pixels: int | None, steps: list[str], meta: dict[str, Any]
+    path: Path,
+    fmt: str,
+    max_pixels: int | None,
+    steps: list[str],
+    meta: dict[str, Any],
+    jpeg_target: tuple[int, int] | None = None,
 ) -> tuple[np.ndarray, str]:
-    """Open with Pillow, check the header, decode: ``(array [H, W] or [H, W, C], Pillow mode)``.
+    """Open with Pillow, check the header, decode: ``(array [H, W] or [H, W, C], the file's Pillow mode)``.
+
+    With ``jpeg_target`` (a JPEG's target size) the decode may be DCT-scaled (:func:`_jpeg_draft`): then the array
+    is the grey (a colour file's luma) [ceil(H / f), ceil(W / f)], the mode stays the file's ("RGB" for colour), and
+    ``meta`` gets ``decode_scale``, ``original_shape`` and ``decode_note``.
 
     The Pillow boundary: everything Pillow raises becomes an :class:`ImageReadError` naming the file.
     """
@@ -184,6 +199,9 @@ def _pillow_decode(
         check_ratio(path, width * height * per_pixel, path.stat().st_size, f"{height} x {width} {name} image")
         try:
             meta["n_frames"] = int(getattr(im, "n_frames", 1))
+            file_mode = im.mode
+            if jpeg_target is not None:
+                _jpeg_draft(im, jpeg_target, steps, meta)
             mode = im.mode
             if mode == "P":
                 if not im.getpalette():
@@ -211,4 +229,39 @@ def _pillow_decode(
             ) from err
         except Exception as err:  # the Pillow boundary
             raise decoder_failure(path, "Pillow", err, "check the file is complete") from err
-    return arr, mode
+    return arr, file_mode
+
+
+def _jpeg_draft(im, target_size: tuple[int, int], steps: list[str], meta: dict[str, Any]) -> None:
+    """Set a JPEG's DCT-domain scaling (Pillow's ``draft``) for ``target_size`` where it is exact; else note why not.
+
+    The scale f is the coarsest of 1, 2, 4, 8 whose ``ceil(n / f)`` image still covers the target as the letterbox
+    fits it. Pillow picks the largest scale <= ``min(W // w, H // h)`` of the size it is asked for; asked for
+    ``(W // f, H // f)`` that is exactly f (``W // (W // f)`` lies in [f, 2f)), and it decodes ``ceil(W / f)`` x
+    ``ceil(H / f)``, which is checked.
+    """
+    from landmark_afl.io.j2k import choose_level
+
+    width, height = im.size
+    f = 1 << choose_level((height, width), target_size, 3)
+    if f == 1:
+        meta["decode_note"] = f"full resolution: target {target_size[0]}x{target_size[1]} needs it"
+        steps.append(meta["decode_note"])
+        return
+    source = im.mode
+    if source not in ("L", "RGB") or (source == "RGB" and im.info.get("adobe_transform") == 0):
+        why = "CMYK" if source == "CMYK" else "RGB stored without the YCbCr transform" if source == "RGB" else source
+        meta["decode_note"] = f"full decode, JPEG DCT scaling not used: {why}"
+        steps.append(meta["decode_note"])
+        return
+    if im.draft("L", (width // f, height // f)) is None or im.size != (-(-width // f), -(-height // f)):
+        meta["decode_note"] = "full decode, JPEG DCT scaling not used: Pillow cannot scale this file"
+        steps.append(meta["decode_note"])
+        return
+    meta.update(
+        decode_scale=f,
+        original_shape=(height, width),
+        decode_note=f"JPEG DCT scaling 1/{f} for target {tuple(target_size)}",
+    )
+    luma = ", luma (Y) only: the BT.601 grey of the RGB" if source == "RGB" else ""
+    steps.append(f"decode (Pillow/libjpeg, DCT scaling 1/{f}: {im.size[1]}x{im.size[0]}{luma})")

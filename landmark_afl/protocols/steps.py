@@ -158,7 +158,7 @@ def clahe(x: np.ndarray, meta: Mapping[str, Any], *, clip_limit: float, tile_gri
 
 
 def _blur(x: np.ndarray, sigma: float, meta: Mapping[str, Any]) -> np.ndarray:
-    # Sizes are in pixels of the stored image: a JPEG 2000 file decoded at a reduced resolution level (meta
+    # Sizes are in pixels of the stored image: a JPEG 2000 or JPEG file decoded at a reduced scale (meta
     # "decode_scale" f > 1, each pixel covering f x f stored pixels) is blurred by sigma / f of its own pixels, so the
     # protocol does the same to it as to the full decode. OpenCV's separable Gaussian, kernel radius 4 sigma for
     # float32, border reflect-101 (scipy mode "mirror").

@@ -19,36 +19,10 @@ from landmark_afl.data.letterbox import to_image_coords, to_input_coords
 from landmark_afl.data.training import prepare_image
 from landmark_afl.io import META_KEYS, find_images, j2k, read_image
 from tests.conftest import shared_path
+from tests.io.blobs import BLOBS, blob_centroids, blob_image, identity, relative_errors
 from tests.io.synthetic import write_dicom, write_j2k_dicom
 
 PYDICOM_FILES = Path(pydicom.__file__).parent / "data" / "test_files"  # bundled; never get_testdata_files (hangs)
-BLOBS = ((300.3, 200.7), (850.6, 640.2), (1000.1, 800.9))  # (x, y) original pixels
-SIGMA = 12.0
-
-
-def area_downsample(image: np.ndarray, f: int) -> np.ndarray:
-    """Block mean over f x f blocks; the ragged last row / column repeats the edge (ceil(n / f) blocks)."""
-    h, w = image.shape
-    hr, wr = -(-h // f), -(-w // f)
-    padded = np.pad(image.astype(np.float64), ((0, hr * f - h), (0, wr * f - w)), mode="edge")
-    return padded.reshape(hr, f, wr, f).mean(axis=(1, 3))
-
-
-def relative_errors(reduced: np.ndarray, full: np.ndarray, f: int) -> tuple[float, float]:
-    """(mean, 99th percentile) of |reduced - area downsample of full| as a fraction of the full image's range."""
-    ref = area_downsample(full, f)
-    assert reduced.shape == ref.shape
-    err = np.abs(reduced - ref) / float(np.ptp(full))
-    return float(err.mean()), float(np.percentile(err, 99))
-
-
-def blob_image(shape=(1001, 1203), dtype=np.uint16, base=500.0, peak=3000.0, ramp=0.0) -> np.ndarray:
-    """Landmark-like Gaussian blobs (on a ramp of ``ramp`` across the width); odd sizes so that ceil(n / f) matters."""
-    yy, xx = np.mgrid[0 : shape[0], 0 : shape[1]]
-    img = base + ramp * xx / shape[1]
-    for x, y in BLOBS:
-        img = img + peak * np.exp(-((xx - x) ** 2 + (yy - y) ** 2) / (2 * SIGMA**2))
-    return np.round(img).astype(dtype)
 
 
 @pytest.fixture(scope="module")
@@ -61,10 +35,6 @@ def blob_files(tmp_path_factory) -> dict[str, Path]:
         "j2k": write_j2k_dicom(tmp / "j2k.dcm", img, **tags),
         "j2k_lossy": write_j2k_dicom(tmp / "j2k_lossy.dcm", img, lossy=True, **tags),
     }
-
-
-def identity(pixels, meta):
-    return pixels
 
 
 # ---------------------------------------------------------------------------------------------- level choice
@@ -150,23 +120,12 @@ def test_pixel_semantics_monochrome1_rescale_signed(tmp_path):
 def test_landmarks_map_back_to_the_same_original_coordinates(blob_files):
     """Blob centroids through prepare_image, reduced J2K vs the uncompressed twin: within 0.5 original px."""
 
-    def centroids(prep):
-        found = []
-        win = int(4 * SIGMA * prep.scale.max()) + 2
-        for xy in BLOBS:
-            cx, cy = np.round(to_input_coords(np.asarray(xy), prep.scale)).astype(int)
-            ys, xs = np.mgrid[cy - win : cy + win + 1, cx - win : cx + win + 1]
-            patch = np.clip(prep.image[ys, xs] - np.median(prep.image), 0, None)
-            centre = np.array([(patch * xs).sum(), (patch * ys).sum()]) / patch.sum()
-            found.append(to_image_coords(centre, prep.scale))
-        return np.array(found)
-
     for size in [(256, 256), (200, 320), (128, 128)]:
         full = prepare_image(blob_files["unc"], identity, size, None)
         reduced = prepare_image(blob_files["j2k"], identity, size, None)
         assert reduced.shape == full.shape == (1001, 1203)
         np.testing.assert_allclose(reduced.spacing, full.spacing)  # original spacing, not the decoded pixels'
-        a, b = centroids(full), centroids(reduced)
+        a, b = blob_centroids(full), blob_centroids(reduced)
         assert np.abs(a - np.array(BLOBS)).max() < 0.25
         assert np.abs(b - a).max() < 0.5, (size, b - a)
         # the two letterboxes differ only by the ragged last block: the reduced image spans f * ceil(n / f) >= n
