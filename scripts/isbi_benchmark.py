@@ -12,8 +12,9 @@ The wall-clock budget (``--budget-min``, default 36: the peer's training time on
 without it the time is only recorded (``within_budget``). Training minutes are the train command's wall time,
 start to exit (validation each epoch included); peak RSS is that process's maximum resident set.
 
-Extra ``key=value`` arguments go to ``train``. The recipe trains without AFL (its choice on val); ``--afl`` trains
-its AFL arm (``afl.enabled=True``), ``--no-afl`` states the recipe's own choice explicitly.
+Each seed JSON keeps the run's resolved config (without the seed); the summary refuses seed files whose commands or
+configs differ. Extra ``key=value`` arguments go to ``train``. The recipe trains without AFL (its choice on val);
+``--afl`` trains its AFL arm (``afl.enabled=True``), ``--no-afl`` states the recipe's own choice explicitly.
 """
 
 from __future__ import annotations
@@ -90,6 +91,7 @@ def run_seed(args, data: Path, seed: int, overrides: list[str]) -> dict:
         "stopped_at_budget": stopped,
         "train_peak_rss_mb": round(rss, 1),
         "threads": os.environ.get("OMP_NUM_THREADS", "default"),
+        "config": _run_config(out),
     }
     for which in ("best", "last"):
         ev_dir = args.out / f"seed-{seed}-test-{which}"
@@ -100,6 +102,19 @@ def run_seed(args, data: Path, seed: int, overrides: list[str]) -> dict:
         result[f"test_{which}"] = _figures(ev_dir / "report.json")
     result["epochs_done"] = result["test_last"]["epoch"]
     return result
+
+
+def _run_config(run_dir: Path) -> dict | None:
+    """The run's resolved config (its config.yaml) without the seed: today's defaults included, so that two seed
+    files of one command made by different versions of the toolkit are told apart."""
+    import yaml
+
+    path = run_dir / "config.yaml"
+    if not path.is_file():
+        return None
+    config = yaml.safe_load(path.read_text()) or {}
+    config.pop("seed", None)
+    return config
 
 
 def _setting(train_command: str) -> str:
@@ -127,6 +142,12 @@ def summarize(out: Path) -> dict:
         raise SystemExit(
             f"{out} holds seed files of {len(settings)} different train commands ({', '.join(map(str, paths))}): "
             "give each setting its own --out"
+        )
+    configs = {json.dumps(s.get("config"), sort_keys=True) for s in seeds}  # "null": written before configs were
+    if len(configs) > 1:
+        raise SystemExit(
+            f"{out} holds seed files of one train command whose runs resolved to different configs (another version "
+            f"of the toolkit's defaults; {', '.join(map(str, paths))}): give each its own --out"
         )
     summary: dict = {"seeds": [s["seed"] for s in seeds], "runs": seeds}
 

@@ -26,6 +26,8 @@ def subset_train_split(source: Path, out: Path, train: int) -> dict[str, int]:
     if out.exists():
         raise SystemExit(f"{out} exists; give a new folder")
     spec = yaml.safe_load((source / YAML_NAME).read_text())
+    # every split written out: a dataset.yaml without splits has the fallback ones, which the cut must keep
+    spec["splits"] = {name: list(ds.split(name)) for name in ds.split_names}
     spec["splits"]["train"] = names[:train]
     spec["description"] = f"{spec.get('description', '')}; train split cut to its first {train} images".lstrip("; ")
     out.mkdir(parents=True)

@@ -37,7 +37,7 @@ def new_meta(path: str | Path, fmt: str) -> dict[str, Any]:
     ``spacing_source`` starts as ``"none"``, ``n_frames`` as 1, ``frame_used`` as 0, ``decode_scale`` as 1 and
     ``steps`` as an empty list.
 
-    ``decode_scale`` f: the image was decoded at 1/f of the file's size (JPEG 2000 with a target size); decoded
+    ``decode_scale`` f: the image was decoded at 1/f of the file's size (JPEG 2000 or JPEG with a target size); decoded
     pixel ``i`` covers original pixels ``f * i .. f * i + f - 1``, so original pixel-centre coordinates map as
     ``x_decoded = (x + 0.5) / f - 0.5``; ``spacing_mm`` is then the spacing of the decoded pixels (f x the file's)
     while ``original_shape`` stays the file's (rows, cols). ``decode_note``: why the file was or was not decoded

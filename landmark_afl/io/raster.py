@@ -201,7 +201,12 @@ def _pillow_decode(
             meta["n_frames"] = int(getattr(im, "n_frames", 1))
             file_mode = im.mode
             if jpeg_target is not None:
-                _jpeg_draft(im, jpeg_target, steps, meta)
+                try:
+                    _jpeg_draft(im, jpeg_target, steps, meta)
+                except _ScalingMismatch as err:
+                    steps.append(f"full decode, JPEG DCT scaling not used: {err}")
+                    meta["decode_note"] = steps[-1]
+                    return _pillow_decode(path, fmt, max_pixels, steps, meta)
             mode = im.mode
             if mode == "P":
                 if not im.getpalette():
@@ -232,7 +237,11 @@ def _pillow_decode(
     return arr, file_mode
 
 
-def _jpeg_draft(im, target_size: tuple[int, int], steps: list[str], meta: dict[str, Any]) -> None:
+class _ScalingMismatch(Exception):
+    """Pillow's draft gave another size or mode than the one the coordinates would assume (the file is reopened)."""
+
+
+def _jpeg_draft(im: Any, target_size: tuple[int, int], steps: list[str], meta: dict[str, Any]) -> None:
     """Set a JPEG's DCT-domain scaling (Pillow's ``draft``) for ``target_size`` where it is exact; else note why not.
 
     The scale f is the coarsest of 1, 2, 4, 8 whose ``ceil(n / f)`` image still covers the target as the letterbox
@@ -244,6 +253,8 @@ def _jpeg_draft(im, target_size: tuple[int, int], steps: list[str], meta: dict[s
 
     width, height = im.size
     f = 1 << choose_level((height, width), target_size, 3)
+    while f > 1 and min(width, height) // f == 0:  # a side thinner than f pixels: Pillow cannot scale by f
+        f //= 2
     if f == 1:
         meta["decode_note"] = f"full resolution: target {target_size[0]}x{target_size[1]} needs it"
         steps.append(meta["decode_note"])
@@ -254,10 +265,12 @@ def _jpeg_draft(im, target_size: tuple[int, int], steps: list[str], meta: dict[s
         meta["decode_note"] = f"full decode, JPEG DCT scaling not used: {why}"
         steps.append(meta["decode_note"])
         return
-    if im.draft("L", (width // f, height // f)) is None or im.size != (-(-width // f), -(-height // f)):
+    if im.draft("L", (width // f, height // f)) is None:
         meta["decode_note"] = "full decode, JPEG DCT scaling not used: Pillow cannot scale this file"
         steps.append(meta["decode_note"])
         return
+    if im.size != (-(-width // f), -(-height // f)) or im.mode != "L":  # draft has changed the image: start again
+        raise _ScalingMismatch(f"Pillow scaled {width}x{height} by 1/{f} to {im.size[0]}x{im.size[1]} {im.mode}")
     meta.update(
         decode_scale=f,
         original_shape=(height, width),

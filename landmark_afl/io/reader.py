@@ -44,7 +44,9 @@ def read_image(
     = 2**level, a 20x faster decode at 1/8): decoded pixel ``i`` covers original pixels ``f * i .. f * i + f - 1``
     and ``meta["spacing_mm"]`` is the decoded pixels' spacing; ``original_shape`` stays the file's. Where the
     reduced decode is not exact (colour, > 16 bits, ...) the file is decoded in full and ``meta["decode_note"]``
-    says why. Every other format ignores ``target_size``.
+    says why. A JPEG file is decoded by libjpeg's DCT scaling at the coarsest of 1/2, 1/4, 1/8 that covers the target
+    (pixel ``i`` is the block's, centred on it; a colour JPEG gives its luma; see :mod:`landmark_afl.io.raster`).
+    Every other format ignores ``target_size``.
 
     Hostile input is refused before anything is decoded (:mod:`landmark_afl.io.limits`): a header declaring more
     than ``max_pixels`` pixels (default 9e8 = 30 000 x 30 000, or ``$LANDMARK_AFL_MAX_PIXELS``), uncompressed pixel

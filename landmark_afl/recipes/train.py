@@ -152,6 +152,32 @@ def _remove_unfinished(run_dir: Path, created: bool) -> None:
             path.unlink()
 
 
+def check_saved_before(recipe: Recipe, cfg, run_dir: Path) -> None:
+    """Refuse to resume ``run_dir`` with ``cfg`` where ``cfg`` changes a key the run was saved without.
+
+    A run saved before a key existed was trained with ``recipe.saved_before``'s value of it (e.g. ``jpeg_scaling``
+    False); a comparison resolves today's default instead, and resuming with it would change the run half-way.
+
+    Raises:
+        ValueError: naming the run, the key, both values and the fix.
+    """
+    from landmark_afl.engine.config import flatten_values
+
+    saved = run_dir / "config.yaml"
+    if not saved.is_file():
+        return
+    older = missing_saved_keys(yaml.safe_load(saved.read_text()) or {}, recipe.saved_before, recipe.aliases)
+    asked = flatten_values(config_to_dict(cfg))
+    changed = {k: v for k, v in older.items() if k in asked and asked[k] != v}
+    if changed:
+        keys = ", ".join(f"{k}={v!r} (asked: {asked[k]!r})" for k, v in changed.items())
+        fix = " ".join(f"{k}={v}" for k, v in changed.items())
+        raise ValueError(
+            f"{run_dir} was saved before these keys existed and trained with {keys}; resuming it with other values "
+            f"would change it half-way. Add {fix} to the command to finish it as it was trained, or give another --out"
+        )
+
+
 def train_to_epochs(recipe: Recipe, cfg, run_dir: Path, console=None) -> bool:
     """Bring ``run_dir`` to ``cfg.optim.epochs``: skip a run already there, resume a shorter one, (re)start one
     without a readable checkpoint. Returns whether anything was trained (for comparisons that resume)."""
@@ -165,6 +191,7 @@ def train_to_epochs(recipe: Recipe, cfg, run_dir: Path, console=None) -> bool:
     if epoch >= cfg.optim.epochs:
         return False
     if epoch >= 0:
+        check_saved_before(recipe, cfg, Path(run_dir))
         train_recipe(recipe, cfg, run_dir, resume=True, console=console)
     else:
         prepare_run_dir(run_dir, force=(Path(run_dir) / "config.yaml").is_file())

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+import torch
 import yaml
 
 from landmark_afl.engine.config import config_to_dict, missing_saved_keys
 from landmark_afl.recipes import get_recipe
 from landmark_afl.recipes.landmarks import SAVED_BEFORE, LandmarkConfig, config_from_state
-from landmark_afl.recipes.train import resolve_config
+from landmark_afl.recipes.train import check_saved_before, resolve_config
 
 
 def test_new_runs_focus_the_weights_and_older_ones_keep_gamma_one():
@@ -42,3 +44,64 @@ def test_missing_saved_keys_reads_nested_dotted_and_aliased_keys():
     assert missing_saved_keys({"afl.focus_gamma": 2, "decode": "x"}, defaults) == {}
     assert missing_saved_keys({"gamma": 2}, defaults, {"gamma": "afl.focus_gamma"}) == {"decode": "parabola"}
     assert set(SAVED_BEFORE) == {"decode", "afl.focus_gamma", "jpeg_scaling"}
+
+
+def test_a_comparison_refuses_to_resume_an_older_run_with_another_value(tmp_path):
+    """compare resolves today's defaults: resuming an interrupted run saved before a key would change it half-way."""
+    recipe = get_recipe("landmarks")
+    older = config_to_dict(LandmarkConfig())
+    del older["jpeg_scaling"]
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(older))
+    with pytest.raises(ValueError, match=r"jpeg_scaling=False \(asked: True\).*Add jpeg_scaling=False"):
+        check_saved_before(recipe, resolve_config(recipe, {}), tmp_path)
+    check_saved_before(recipe, resolve_config(recipe, {"jpeg_scaling": "False"}), tmp_path)  # as trained: accepted
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config_to_dict(LandmarkConfig())))
+    check_saved_before(recipe, resolve_config(recipe, {}), tmp_path)  # saved with the key: nothing to check
+
+
+def test_every_reader_of_a_run_follows_its_jpeg_scaling(tmp_path, monkeypatch):
+    """evaluate, the Detector and the training sets pass the run's jpeg_scaling to prepare_image: an older run
+    (saved without the key, so False) reads JPEG in full everywhere, a new one scales."""
+    import numpy as np
+    from PIL import Image
+
+    import landmark_afl.data.training as training
+    from landmark_afl.data.dataset import load_dataset
+    from landmark_afl.detector import Detector
+    from landmark_afl.evaluation.evaluator import evaluate_run
+    from landmark_afl.protocols import load_protocol
+    from landmark_afl.recipes.landmarks import _split_set, load_trained_run
+    from tests.run_fixture import make_untrained_run
+
+    data = tmp_path / "data"
+    (data / "images").mkdir(parents=True)
+    for name in ("a", "b"):
+        Image.fromarray(np.random.default_rng(0).integers(0, 255, (300, 260), dtype=np.uint8)).save(
+            data / "images" / f"{name}.jpg"
+        )
+    (data / "landmarks.csv").write_text("image,landmark,x,y\na.jpg,p,10,20\nb.jpg,p,30,40\n")
+    spec = {"name": "jpg", "landmarks": ["p"], "splits": {"train": ["a.jpg"], "val": ["a.jpg"], "test": ["b.jpg"]}}
+    (data / "dataset.yaml").write_text(yaml.safe_dump(spec))
+    seen = []
+    real = training.prepare_image
+
+    def recording(path, protocol, input_size, fallback_spacing=None, jpeg_scaling=True):
+        seen.append(jpeg_scaling)
+        return real(path, protocol, input_size, fallback_spacing, jpeg_scaling)
+
+    monkeypatch.setattr(training, "prepare_image", recording)
+    for saved_with_key, expected in ((False, False), (True, True)):
+        run = make_untrained_run(tmp_path / f"run-{saved_with_key}", ["p"], data=str(data))
+        if not saved_with_key:  # a run from before the key: its checkpoints' config lacks it
+            for name in ("best", "last"):
+                path = run / "checkpoints" / f"{name}.pt"
+                state = torch.load(path, weights_only=False)
+                del state["config"]["jpeg_scaling"]
+                torch.save(state, path)
+        seen.clear()
+        evaluate_run(run, split="test")
+        Detector(load_trained_run(run), device="cpu")(data / "images" / "a.jpg")
+        trained = load_trained_run(run)
+        items = _split_set(trained.config, "val", trained.task, load_dataset(data), load_protocol("high"))
+        items.prepared(0)
+        assert seen == [expected] * 3, (saved_with_key, seen)

@@ -58,3 +58,18 @@ def test_the_summary_refuses_seed_files_of_different_settings(bench, tmp_path):
     (tmp_path / "seed-2.json").unlink()
     assert bench.summarize(tmp_path)["seeds"] == [0, 1]  # the seed and the run folder may differ
     assert bench._setting("train --config /a/configs/x.yaml --out o seed=1 k=v") == "train --config x.yaml k=v"
+
+
+def test_the_summary_refuses_one_command_run_with_different_defaults(bench, tmp_path):
+    command = "train --data isbi --config configs/isbi2015.yaml --out o seed=0"
+    for seed, scaling in ((0, True), (1, False)):
+        config = {"input_size": [448, 352], "jpeg_scaling": scaling}
+        run = dict(_seed(seed, 1.2, 50), train_command=command, config=config)
+        (tmp_path / f"seed-{seed}.json").write_text(json.dumps(run))
+    with pytest.raises(SystemExit, match="different configs"):
+        bench.summarize(tmp_path)
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "config.yaml").write_text("seed: 3\ninput_size: [448, 352]\njpeg_scaling: true\n")
+    assert bench._run_config(run_dir) == {"input_size": [448, 352], "jpeg_scaling": True}  # the seed left out
+    assert bench._run_config(tmp_path / "missing") is None

@@ -53,3 +53,15 @@ def test_refuses_a_size_out_of_range_and_an_existing_folder(script, tmp_path):
     (tmp_path / "small").mkdir()
     with pytest.raises(SystemExit, match="exists; give a new folder"):
         script.subset_train_split(source, tmp_path / "small", 2)
+
+
+def test_a_data_set_without_splits_keeps_its_fallback_val_and_test(script, tmp_path):
+    source = write_dataset(tmp_path / "src")
+    spec = yaml.safe_load((source / "dataset.yaml").read_text())
+    del spec["splits"]
+    (source / "dataset.yaml").write_text(yaml.safe_dump(spec))
+    before = load_dataset(source)
+    script.subset_train_split(source, tmp_path / "small", 1)
+    ds = load_dataset(tmp_path / "small")
+    assert ds.split("train") == tuple(sorted(before.split("train")))[:1]
+    assert ds.split("val") == before.split("val") and ds.split("test") == before.split("test")
