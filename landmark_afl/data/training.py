@@ -61,8 +61,7 @@ def prepare_image(
     The file is read for ``input_size``: JPEG 2000 is decoded at the coarsest resolution level that still covers it
     (``meta["decode_scale"]`` f, up to 20x faster), a JPEG by libjpeg's DCT scaling at 1/2, 1/4 or 1/8 (unless
     ``jpeg_scaling`` is False, as for runs trained before it), and the protocol and the letterbox run on that smaller
-    image. The
-    result stays in original terms whatever f is: ``scale`` maps original-pixel coordinates to input pixels
+    image. The result stays in original terms whatever f is: ``scale`` maps original-pixel coordinates to input pixels
     (the letterbox scale / f, exact because decoded pixel i covers original pixels f*i .. f*i+f-1, i.e.
     ``x_decoded = (x + 0.5) / f - 0.5``), ``spacing`` is the original pixels' spacing in mm and ``shape`` the
     original (rows, cols).

@@ -255,19 +255,19 @@ def _jpeg_draft(im: Any, target_size: tuple[int, int], steps: list[str], meta: d
     f = 1 << choose_level((height, width), target_size, 3)
     while f > 1 and min(width, height) // f == 0:  # a side thinner than f pixels: Pillow cannot scale by f
         f //= 2
-    if f == 1:
-        meta["decode_note"] = f"full resolution: target {target_size[0]}x{target_size[1]} needs it"
-        steps.append(meta["decode_note"])
-        return
     source = im.mode
-    if source not in ("L", "RGB") or (source == "RGB" and im.info.get("adobe_transform") == 0):
+    if f == 1:
+        note = f"full resolution: target {target_size[0]}x{target_size[1]} needs it"
+    elif source not in ("L", "RGB") or (source == "RGB" and im.info.get("adobe_transform") == 0):
         why = "CMYK" if source == "CMYK" else "RGB stored without the YCbCr transform" if source == "RGB" else source
-        meta["decode_note"] = f"full decode, JPEG DCT scaling not used: {why}"
-        steps.append(meta["decode_note"])
-        return
-    if im.draft("L", (width // f, height // f)) is None:
-        meta["decode_note"] = "full decode, JPEG DCT scaling not used: Pillow cannot scale this file"
-        steps.append(meta["decode_note"])
+        note = f"full decode, JPEG DCT scaling not used: {why}"
+    elif im.draft("L", (width // f, height // f)) is None:
+        note = "full decode, JPEG DCT scaling not used: Pillow cannot scale this file"
+    else:
+        note = None
+    if note is not None:
+        meta["decode_note"] = note
+        steps.append(note)
         return
     if im.size != (-(-width // f), -(-height // f)) or im.mode != "L":  # draft has changed the image: start again
         raise _ScalingMismatch(f"Pillow scaled {width}x{height} by 1/{f} to {im.size[0]}x{im.size[1]} {im.mode}")

