@@ -4,7 +4,8 @@
 1. precision (scripts/bench_precision.py): training and inference images/s in fp32 and bf16 autocast, interleaved in
    one process (FPN resnet18 + AFL, 19 maps, 320 x 256), and what ``amp=auto`` picks on this CPU;
 2. AFL (scripts/bench_afl.py): the AFL / plain training-step ratio at 256 px, interleaved (plus the old extractor);
-3. predict (scripts/bench_predict.py): end-to-end ``predict`` against the engine's pure forward rate, per engine;
+3. predict (scripts/bench_predict.py): end-to-end ``predict`` against the engine's pure forward rate, per engine
+   (``--rounds`` of each, interleaved; the median round);
 4. reading (scripts/bench_io.py): read + protocol ms for RG3_UNC, RG3_J2KR (full and at 512) and an ISBI image.
 
 Each part runs in its own subprocess, so its peak RSS is its own and one part's allocations do not slow the next;
@@ -32,7 +33,7 @@ PARTS = {
     "predict": (
         "from bench_predict import bench_predict as f; "
         "r = f(size=256, images={images}, batch_size=8, workers=1, engines=('torch', 'onnx'), rss_counts=(), "
-        "verbose=False)"
+        "verbose=False, rounds={rounds})"
     ),
     "read": "from bench_io import bench_read as f; r = f(repeat={repeat})",
 }
@@ -96,8 +97,11 @@ def summary(result: dict) -> list[str]:
         for arm, r in a["ratios"].items():
             rows.append(f"| AFL / plain training step, 256 px, {arm} | {r['median']:.3f}x |")
     for name, e in pr.get("engines", {}).items():
-        rows.append(f"| predict / forward, {name} ({e['precision']}), batch 8, 256 px | {e['ratio']:.3f} "
-                    f"({e['images_per_s']:.1f} / {e['forward_images_per_s']:.1f} img/s) |")  # fmt: skip
+        spread = ""
+        if len(e.get("rounds", [])) > 1:
+            spread = f", median of {len(e['rounds'])} rounds, {e['ratio_min']:.3f}-{e['ratio_max']:.3f}"
+        rows.append(f"| predict / forward, {name} ({e['precision']}), batch 8, 256 px | {e['ratio_median']:.3f} "
+                    f"({e['images_per_s']:.1f} / {e['forward_images_per_s']:.1f} img/s{spread}) |")  # fmt: skip
     for row in rd.get("rows", []):
         if "skipped" in row:
             rows.append(f"| read {row['name']} | skipped: {row['skipped']} |")
@@ -117,10 +121,12 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=8, help="timed steps per precision (precision part)")
     p.add_argument("--afl-steps", type=int, default=12, help="timed steps per arm (AFL part)")
     p.add_argument("--images", type=int, default=96, help="images of the end-to-end predict run")
+    p.add_argument("--rounds", type=int, default=3, help="predict rounds per engine, interleaved (the median counts)")
     p.add_argument("--repeat", type=int, default=7, help="repeats per file (read part)")
     p.add_argument("--out", default="bench_all.json")
     args = p.parse_args()
-    settings = {"steps": args.steps, "afl_steps": args.afl_steps, "images": args.images, "repeat": args.repeat}
+    settings = {"steps": args.steps, "afl_steps": args.afl_steps, "images": args.images, "repeat": args.repeat,
+                "rounds": args.rounds}  # fmt: skip
     result = {"command": " ".join(sys.argv), "machine": machine(), "parts": {}}
     print(json.dumps(result["machine"]))
     for name in [x for x in args.parts.split(",") if x]:

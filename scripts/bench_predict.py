@@ -165,6 +165,7 @@ def bench_predict(
     verbose: bool = True,
     inputs: str | Path | None = None,
     jpeg_scaling: tuple[bool, ...] = (True,),
+    rounds: int = 1,
 ) -> dict:
     """Forward rate, end-to-end predict rate, their ratio and where the rest goes, per engine; peak RSS."""
     from landmark_afl.inference.engines import OnnxEngine, TorchEngine
@@ -185,16 +186,21 @@ def bench_predict(
             "images": images, "jpeg_scaling": list(jpeg_scaling),
             "batch_size": batch_size, "workers": workers, "main_threads": torch.get_num_threads(),
             "protocol": run.protocol, "cpu_count": os.cpu_count(), "machine": platform.machine(),
-            "torch": torch.__version__, "cuda": torch.cuda.is_available(), "amp": amp,
+            "torch": torch.__version__, "cuda": torch.cuda.is_available(), "amp": amp, "rounds": rounds,
         },
         "engines": {},
     }  # fmt: skip
+    built = {}
     for name in engines:
         if name == "torch":
-            engine = TorchEngine(run.task, amp=amp)
+            built[name] = TorchEngine(run.task, amp=amp)
         else:
-            engine = OnnxEngine(export_onnx(run, work / "model.onnx"), threads=threads)
-        for scaling in jpeg_scaling:
+            built[name] = OnnxEngine(export_onnx(run, work / "model.onnx"), threads=threads)
+    arms = [(name, scaling) for name in engines for scaling in jpeg_scaling]
+    measured = {arm: [] for arm in arms}
+    for r in range(rounds):  # the arms interleaved round by round: the machine's drift reaches all of them alike
+        for name, scaling in arms:
+            engine = built[name]
             label = name if scaling else f"{name}, JPEG in full"
             before = forward_rate(engine, batch_size, size, repeats)
             timed = TimedEngine(engine)
@@ -204,17 +210,30 @@ def bench_predict(
             fwd = 0.5 * (before + after)  # the machine's drift hits both sides of the predict loop alike
             loop = e2e["loop_s"]
             other = loop - timed.forward_s - timed.decode_s
-            report["engines"][label] = {
-                "precision": engine.precision, "jpeg_scaling": scaling, "forward_images_per_s": fwd,
-                "forward_before": before, "forward_after": after, **e2e, "ratio": e2e["images_per_s"] / fwd,
-                "loop_forward_s": timed.forward_s, "loop_decode_s": timed.decode_s, "loop_other_s": other,
+            measured[(name, scaling)].append({
+                "forward_images_per_s": fwd, "forward_before": before, "forward_after": after, **e2e,
+                "ratio": e2e["images_per_s"] / fwd, "loop_forward_s": timed.forward_s,
+                "loop_decode_s": timed.decode_s, "loop_other_s": other,
                 "loop_forward_images_per_s": len(paths) / timed.forward_s,
-            }  # fmt: skip
+            })  # fmt: skip
             rate = e2e["images_per_s"]
             if verbose:
-                print(f"{label:5s} ({engine.precision})  forward {fwd:7.1f} img/s   end-to-end {rate:7.1f} img/s   "
-                      f"ratio {rate / fwd:.3f}   loop {loop:.1f} s = forward {timed.forward_s:.1f} + decode "
-                      f"{timed.decode_s:.2f} + reading wait, rows, fsync {other:.2f}")  # fmt: skip
+                print(f"round {r + 1}/{rounds}  {label:5s} ({engine.precision})  forward {fwd:7.1f} img/s   "
+                      f"end-to-end {rate:7.1f} img/s   ratio {rate / fwd:.3f}   loop {loop:.1f} s = forward "
+                      f"{timed.forward_s:.1f} + decode {timed.decode_s:.2f} + reading wait, rows, fsync "
+                      f"{other:.2f}")  # fmt: skip
+    for (name, scaling), runs in measured.items():
+        label = name if scaling else f"{name}, JPEG in full"
+        ratios = [m["ratio"] for m in runs]
+        middle = sorted(runs, key=lambda m: m["ratio"])[(len(runs) - 1) // 2]  # the median round (lower middle)
+        report["engines"][label] = {
+            "precision": built[name].precision, "jpeg_scaling": scaling, **middle,
+            "ratio_median": statistics.median(ratios), "ratio_min": min(ratios), "ratio_max": max(ratios),
+            "rounds": runs,
+        }  # fmt: skip
+        if verbose and rounds > 1:
+            print(f"{label:5s}  ratio median {statistics.median(ratios):.3f}  (rounds: "
+                  f"{', '.join(f'{x:.3f}' for x in ratios)})")  # fmt: skip
     if rss_counts:
         small_run = make_run(work / f"run_{encoder}_64", 64, encoder)
         report["peak_rss"] = {}
@@ -238,6 +257,12 @@ def main() -> None:
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--threads", type=int, default=0, help="main-process threads (0 = default)")
     p.add_argument("--repeats", type=int, default=5)
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="measure every engine this many times, interleaved; the JSON keeps each round and the median",
+    )
     p.add_argument("--engines", default="torch,onnx")
     p.add_argument("--amp", default="auto", choices=("auto", "off", "bf16"), help="torch engine precision")
     p.add_argument("--rss-counts", default="100,2000", help="image counts for the peak-RSS runs ('' = skip)")
@@ -253,7 +278,7 @@ def main() -> None:
         args.size, args.encoder, args.images, args.batch_size, args.workers, args.threads, args.repeats,
         tuple(e for e in args.engines.split(",") if e), args.amp,
         tuple(int(c) for c in args.rss_counts.split(",") if c), args.work_dir, True, args.inputs,
-        {"on": (True,), "off": (False,), "both": (True, False)}[args.jpeg_scaling],
+        {"on": (True,), "off": (False,), "both": (True, False)}[args.jpeg_scaling], args.rounds,
     )  # fmt: skip
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {args.out}")

@@ -8,7 +8,7 @@ import pytest
 from scipy import ndimage
 
 from landmark_afl.protocols import STEPS
-from landmark_afl.protocols.clahe import clahe_float
+from landmark_afl.protocols.clahe import clahe_float, tile_tables
 
 
 def run(name: str, x: np.ndarray, meta: dict | None = None, **params) -> np.ndarray:
@@ -121,6 +121,35 @@ def test_clahe_reproduces_opencv_8bit(clip):
     out = clahe_float(img8.astype(np.float32) / 255, clip_limit=clip, tile_grid=8, bins=256)
     diff = np.abs(out - ref)
     assert diff.mean() < 1.0 / 255 and diff.max() < 2.5 / 255
+
+
+def _tile_tables_one_by_one(x, clip_limit, ny, nx, bins):
+    """The tables computed tile by tile, with numpy's histogram: the definition tile_tables must keep exactly."""
+    h, w = x.shape
+    ye = np.linspace(0, h, ny + 1).round().astype(int)
+    xe = np.linspace(0, w, nx + 1).round().astype(int)
+    index = ((x * np.float32(bins - 1)) + np.float32(0.5)).astype(np.uint16)
+    tables = np.empty((ny, nx, bins))
+    for ty in range(ny):
+        for tx in range(nx):
+            tile = index[ye[ty] : ye[ty + 1], xe[tx] : xe[tx + 1]]
+            hist = np.bincount(tile.ravel(), minlength=bins).astype(np.float64)
+            limit = max(clip_limit * tile.size / bins, 1.0)
+            excess = float(np.maximum(hist - limit, 0.0).sum())
+            hist = np.minimum(hist, limit) + excess / bins
+            tables[ty, tx] = np.cumsum(hist) / tile.size
+    return tables
+
+
+@pytest.mark.parametrize("shape", [(256, 256), (301, 217), (7, 5), (64, 3), (1200, 960)])
+@pytest.mark.parametrize("clip", [1.0, 1.5, 3.0])
+def test_clahe_tile_tables_equal_the_tile_by_tile_definition(shape, clip):
+    """All tiles clipped and accumulated at once give the same bits as one tile at a time (odd tile sizes too)."""
+    rng = np.random.default_rng(shape[0] * 7 + shape[1])
+    x = ndimage.gaussian_filter(rng.random(shape), 2).astype(np.float32)
+    x = (x - x.min()) / np.ptp(x)
+    ny, nx = min(8, shape[0]), min(8, shape[1])
+    np.testing.assert_array_equal(tile_tables(x, clip, ny, nx, 256), _tile_tables_one_by_one(x, clip, ny, nx, 256))
 
 
 def test_clahe_keeps_12bit_precision():

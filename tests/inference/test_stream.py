@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import cv2
+import numpy as np
+import pytest
+
+from landmark_afl.inference.stream import InferenceSet, make_loader
+from landmark_afl.protocols import load_protocol
+
+# A parent that has used OpenCV's thread pool forks a reader (the case that deadlocks with cv2.setNumThreads(1)); the
+# reader must run OpenCV sequentially, read the images and exit. Run in a fresh interpreter so that the pool state is
+# known, with a timeout so that a deadlock fails the test instead of hanging it.
+_FORKED_READER = textwrap.dedent(
+    """
+    import sys
+    import cv2
+    import numpy as np
+    import torch
+    from torch.utils.data import DataLoader, Dataset
+
+    from landmark_afl.inference.stream import _worker_init
+
+    big = np.random.default_rng(0).random((1500, 1500), dtype=np.float32)
+    for _ in range(3):
+        cv2.GaussianBlur(big, (0, 0), 5)  # the parent's pool threads now exist (on a machine of 2 cores or more)
+
+    class Blurs(Dataset):
+        def __len__(self):
+            return 4
+
+        def __getitem__(self, i):
+            cv2.GaussianBlur(big, (0, 0), 3)
+            return torch.tensor([cv2.getNumThreads()])
+
+    threads = [int(t) for t in DataLoader(Blurs(), batch_size=1, num_workers=1, worker_init_fn=_worker_init)]
+    print("worker OpenCV threads", threads)
+    sys.exit(0 if threads == [1, 1, 1, 1] else 1)
+    """
+)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="DataLoader workers are forked on POSIX only")
+def test_reader_worker_runs_opencv_sequentially_after_the_parent_used_its_pool():
+    proc = subprocess.run([sys.executable, "-c", _FORKED_READER], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "worker OpenCV threads [1, 1, 1, 1]" in proc.stdout
+
+
+def test_loader_keeps_path_order_and_records_a_bad_file(tmp_path):
+    paths = []
+    for i in range(5):
+        path = tmp_path / f"img_{i}.png"
+        cv2.imwrite(str(path), np.full((40, 30), 1000 * (i + 1), np.uint16) + np.arange(30, dtype=np.uint16))
+        paths.append(path)
+    (tmp_path / "img_2.png").write_bytes(b"not a png")
+    dataset = InferenceSet(paths, load_protocol("high"), (32, 32))
+    batches = list(make_loader(dataset, batch_size=2, workers=1))
+    records = [r for b in batches for r in b["records"]]
+    assert [r["path"] for r in records] == [str(p) for p in paths]
+    assert [r["ok"] for r in records] == [True, True, False, True, True]
+    assert "img_2.png" in records[2]["error_message"]
+    assert sum(b["images"].shape[0] for b in batches if b["images"] is not None) == 4
