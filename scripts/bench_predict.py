@@ -1,4 +1,5 @@
 # Run: python scripts/bench_predict.py --size 256 --images 48 --batch-size 8 --workers 1 --threads 1 --out b.json
+#      OMP_NUM_THREADS=2 python scripts/bench_predict.py --images 192 --rss-counts "" --rounds 5   # the README's
 #      python scripts/bench_predict.py --inputs ../shared/data/isbi2015/RawImage/Test1Data --images 64 \
 #          --engines torch --jpeg-scaling both --rss-counts "" --out b_isbi.json      # real cephalograms (JPEG)
 """End-to-end ``predict`` throughput against the pure forward rate, per engine; peak RSS for 100 / 2000 images.
@@ -167,7 +168,14 @@ def bench_predict(
     jpeg_scaling: tuple[bool, ...] = (True,),
     rounds: int = 1,
 ) -> dict:
-    """Forward rate, end-to-end predict rate, their ratio and where the rest goes, per engine; peak RSS."""
+    """Forward rate, end-to-end predict rate, their ratio and where the rest goes, per engine; peak RSS.
+
+    With ``rounds`` > 1 every engine is measured that many times, the engines taking turns; an engine's entry holds
+    the median round's figures (the lower of the two middle ones for an even count), the median, min and max ratio
+    and every round.
+    """
+    if rounds < 1:
+        raise ValueError(f"rounds must be 1 or more, got {rounds}")
     from landmark_afl.inference.engines import OnnxEngine, TorchEngine
     from landmark_afl.inference.export import export_onnx
     from landmark_afl.inference.inputs import collect_inputs
