@@ -35,11 +35,17 @@ def resolve_config(recipe: Recipe, values: dict, config_file: str | Path | None 
         if not saved.is_file():
             raise FileNotFoundError(f"--resume {resume}: no config.yaml there; give a run folder made by train")
         cfg = load_config_file(saved, cfg, aliases=recipe.aliases)
-        older = missing_saved_keys(yaml.safe_load(saved.read_text()) or {}, recipe.saved_before, recipe.aliases)
-        cfg = update_config(cfg, older, source=f"{saved} (saved before these keys existed)")
+        cfg = update_config(
+            cfg, _saved_before_values(recipe, saved), source=f"{saved} (saved before these keys existed)"
+        )
     if config_file is not None:
         cfg = load_config_file(config_file, cfg, aliases=recipe.aliases)
     return update_config(cfg, values, aliases=recipe.aliases)
+
+
+def _saved_before_values(recipe: Recipe, saved: Path) -> dict:
+    """The keys a run's config.yaml ``saved`` lacks, with the values it was trained with (``recipe.saved_before``)."""
+    return missing_saved_keys(yaml.safe_load(saved.read_text()) or {}, recipe.saved_before, recipe.aliases)
 
 
 def default_run_dir(recipe: Recipe, cfg) -> Path:
@@ -170,7 +176,7 @@ def check_saved_before(recipe: Recipe, cfg, run_dir: Path) -> None:
     saved = run_dir / "config.yaml"
     if not saved.is_file():
         return
-    older = missing_saved_keys(yaml.safe_load(saved.read_text()) or {}, recipe.saved_before, recipe.aliases)
+    older = _saved_before_values(recipe, saved)
     asked = flatten_values(config_to_dict(cfg))
     changed = {k: v for k, v in older.items() if k in asked and asked[k] != v}
     if changed:
