@@ -210,3 +210,19 @@ def test_soft_argmax_keeps_the_parabola_where_the_border_cuts_its_window():
     pts = np.concatenate([rng.uniform(1, 8, size=(10, 2)), rng.uniform(56, 62, size=(10, 2))])[None]
     xy, _ = codec.decode(codec.encode(pts))
     assert np.abs(xy.numpy() - pts).max() < 1e-2  # as exact as the parabola next to the border
+
+
+def test_argmax_is_the_first_maximum_in_row_major_order_as_a_flat_argmax():
+    # maps of few levels (ties everywhere), views of a larger map (as the valid region gives), a NaN
+    g = torch.Generator().manual_seed(0)
+    for trial in range(60):
+        maps = torch.randint(0, 3 + trial % 4, (2, 3, 15, 11), generator=g).float()
+        if trial % 3 == 0:
+            maps = maps[:, :, :9, :7]
+        if trial == 5:
+            maps[1, 2, 4, 6] = float("nan")
+        peak, row, col = gaussian_heatmap._argmax_2d(maps)
+        flat_peak, flat_idx = maps.flatten(2).max(-1)
+        w = maps.shape[-1]
+        assert torch.equal(row * w + col, flat_idx), trial
+        torch.testing.assert_close(peak, flat_peak, rtol=0, atol=0, equal_nan=True)
