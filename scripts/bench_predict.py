@@ -9,7 +9,8 @@ not change the cost) at ``--size`` px input; synthetic 16-bit PNG radiograph-lik
 letterbox resize is trivial and compute dominates; the run's protocol ("high"). Forward rate = ``engine.heatmaps`` on
 a ready [B, 1, S, S] tensor (median of repeats); end-to-end = images / seconds of the predict loop (DataLoader workers
 reading + preprocessing, forward, decode, CSV/JSONL rows and fsync), over the same batch size, with
-OMP_WAIT_POLICY=PASSIVE as ``landmark-afl predict`` sets it (unless already set). Peak RSS: the predict
+OMP_WAIT_POLICY=PASSIVE as ``landmark-afl predict`` sets it (unless already set) and freed memory kept as it keeps it
+(``engine.memory``; ``LANDMARK_AFL_MALLOC=default`` measures glibc's own policy). Peak RSS: the predict
 command in a subprocess over 100 and 2000 images (64 px files, 64 px input), main process and largest worker. The
 input files are generated once into a temporary folder. ``--inputs FOLDER`` predicts over the first ``--images``
 real files of a folder instead (e.g. the ISBI 2015 cephalograms, 1935 x 2400 JPEG), and ``--jpeg-scaling both``
@@ -40,6 +41,7 @@ import yaml  # noqa: E402
 
 from landmark_afl.engine.checkpoint import save_checkpoint  # noqa: E402
 from landmark_afl.engine.config import config_to_dict, update_config  # noqa: E402
+from landmark_afl.engine.memory import retain_freed_memory  # noqa: E402
 from landmark_afl.recipes.landmarks import LandmarkConfig, build_task, load_trained_run  # noqa: E402
 
 LANDMARKS = [f"l{i:02d}" for i in range(19)]
@@ -180,6 +182,7 @@ def bench_predict(
     from landmark_afl.inference.export import export_onnx
     from landmark_afl.inference.inputs import collect_inputs
 
+    malloc = retain_freed_memory()  # as `landmark-afl predict` does (LANDMARK_AFL_MALLOC=default: glibc's own)
     work = Path(work_dir or tempfile.mkdtemp(prefix="bench_predict_"))
     run_dir = make_run(work / f"run_{encoder}_{size}", size, encoder)
     run = load_trained_run(run_dir)
@@ -195,6 +198,7 @@ def bench_predict(
             "batch_size": batch_size, "workers": workers, "main_threads": torch.get_num_threads(),
             "protocol": run.protocol, "cpu_count": os.cpu_count(), "machine": platform.machine(),
             "torch": torch.__version__, "cuda": torch.cuda.is_available(), "amp": amp, "rounds": rounds,
+            "malloc": malloc,
         },
         "engines": {},
     }  # fmt: skip
@@ -223,13 +227,17 @@ def bench_predict(
                 "ratio": e2e["images_per_s"] / fwd, "loop_forward_s": timed.forward_s,
                 "loop_decode_s": timed.decode_s, "loop_other_s": other,
                 "loop_forward_images_per_s": len(paths) / timed.forward_s,
+                # ratio = network_in_loop x network_share: how fast the network ran inside the loop against alone
+                # (what the readers and the machine took from it), and the loop's time spent in it (predict's own)
+                "network_in_loop": len(paths) / timed.forward_s / fwd, "network_share": timed.forward_s / loop,
             })  # fmt: skip
             rate = e2e["images_per_s"]
             if verbose:
                 print(f"round {r + 1}/{rounds}  {label:5s} ({engine.precision})  forward {fwd:7.1f} img/s   "
                       f"end-to-end {rate:7.1f} img/s   ratio {rate / fwd:.3f}   loop {loop:.1f} s = forward "
                       f"{timed.forward_s:.1f} + decode {timed.decode_s:.2f} + reading wait, rows, fsync "
-                      f"{other:.2f}")  # fmt: skip
+                      f"{other:.2f}; network in the loop at {len(paths) / timed.forward_s / fwd:.3f} of its rate "
+                      f"alone, {timed.forward_s / loop:.3f} of the loop")  # fmt: skip
     for (name, scaling), runs in measured.items():
         label = name if scaling else f"{name}, JPEG in full"
         ratios = [m["ratio"] for m in runs]

@@ -11,7 +11,7 @@ from landmark_afl.inference.distributed import DistContext, init_distributed
 from landmark_afl.inference.engines import OnnxEngine, TorchEngine
 from landmark_afl.inference.inputs import collect_inputs
 from landmark_afl.inference.predictor import PredictOptions, PredictSummary, result_columns, run_predict
-from landmark_afl.inference.stream import InferenceSet, make_loader
+from landmark_afl.inference.stream import InferenceSet, make_loader, stream_batches
 
 __all__ = [
     "DistContext",
@@ -25,4 +25,5 @@ __all__ = [
     "make_loader",
     "result_columns",
     "run_predict",
+    "stream_batches",
 ]

@@ -228,7 +228,7 @@ def run_predict(
         ValueError: OUT holds results of another run or other settings.
     """
     from landmark_afl.inference.overlay import write_overlay
-    from landmark_afl.inference.stream import InferenceSet, make_loader
+    from landmark_afl.inference.stream import InferenceSet, stream_batches
 
     options = options or PredictOptions()
     ctx = ctx or DistContext()
@@ -256,11 +256,11 @@ def run_predict(
     dataset = InferenceSet(mine, protocol, engine.codec.input_size, options.fallback_spacing, options.keep_phi,
                            run.config.jpeg_scaling)  # fmt: skip
     device_is_cuda = str(getattr(engine, "device", "cpu")).startswith("cuda")
-    loader = make_loader(dataset, options.batch_size, options.workers, pin_memory=device_is_cuda)
+    batches = stream_batches(dataset, options.batch_size, options.workers, pin_memory=device_is_cuda)
     writer = OutputWriter(ctx.part_dir(out_dir), header)
     start = time.perf_counter()
     with _Progress(console, options.progress and ctx.is_main, len(mine)) as advance:
-        for batch in loader:
+        for batch in batches:
             if batch["images"] is not None:
                 xy_input, peaks = engine(batch["images"], batch["valid"])
             j = 0

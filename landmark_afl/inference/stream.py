@@ -1,22 +1,23 @@
 """Streaming reads for batch inference: a Dataset that never raises, and a DataLoader with worker processes.
 
 Workers read and preprocess (``prepare_image``: read_image -> protocol -> letterbox) while the model runs on the
-previous batch. Only ``batch_size * (workers * prefetch + 1)`` input-sized images exist at any time, so memory stays
-flat however large the folder. A file that cannot be read gives an error record (type and message) instead of an
-exception, so one bad file never stops the job. Batches keep the order of the path list (the DataLoader returns
-them in index order whatever the number of workers).
+previous batch; ``stream_batches``, what ``predict`` iterates, reads the first batch itself while the workers start.
+Only ``batch_size * (workers * prefetch + 1)`` input-sized images exist at any time, so memory stays flat however
+large the folder. A file that cannot be read gives an error record (type and message) instead of an exception, so
+one bad file never stops the job. Batches keep the order of the path list (the DataLoader returns them in index
+order whatever the number of workers).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import cv2
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Subset
 
 
 class InferenceSet(Dataset):
@@ -138,3 +139,19 @@ def make_loader(dataset: InferenceSet, batch_size: int, workers: int, pin_memory
         pin_memory=pin_memory,
         **kwargs,
     )
+
+
+def stream_batches(dataset: InferenceSet, batch_size: int, workers: int, pin_memory: bool = False) -> Iterator[dict]:
+    """The batches of ``dataset`` in path order (``collate_records``), read ahead by ``workers`` processes.
+
+    With workers, the first batch is read in this process while the workers start: the model runs on it while they
+    read the second, instead of waiting for a fresh worker's first batch (measured on 2 cores, 256 px, batch 8:
+    the fork plus the worker's first batch took 150-200 ms, this process reads 8 images in about 40 ms).
+    """
+    if workers <= 0 or len(dataset) <= batch_size:
+        yield from make_loader(dataset, batch_size, workers, pin_memory)
+        return
+    rest = make_loader(Subset(dataset, range(batch_size, len(dataset))), batch_size, workers, pin_memory)
+    batches = iter(rest)  # the workers start reading the second batch now
+    yield collate_records([dataset[i] for i in range(batch_size)])
+    yield from batches

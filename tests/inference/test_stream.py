@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from landmark_afl.inference.stream import InferenceSet, make_loader
+from landmark_afl.inference.stream import InferenceSet, make_loader, stream_batches
 from landmark_afl.protocols import load_protocol
 
 # A parent that has used OpenCV's thread pool forks a reader (the case that deadlocks with cv2.setNumThreads(1)); the
@@ -64,3 +64,23 @@ def test_loader_keeps_path_order_and_records_a_bad_file(tmp_path):
     assert [r["ok"] for r in records] == [True, True, False, True, True]
     assert "img_2.png" in records[2]["error_message"]
     assert sum(b["images"].shape[0] for b in batches if b["images"] is not None) == 4
+
+
+@pytest.mark.parametrize(("n", "batch", "workers"), [(7, 2, 1), (7, 3, 2), (2, 4, 1), (4, 4, 1), (5, 2, 0)])
+def test_stream_batches_reads_the_first_batch_here_and_keeps_the_batches_of_the_loader(tmp_path, n, batch, workers):
+    paths = []
+    for i in range(n):
+        path = tmp_path / f"img_{i}.png"
+        cv2.imwrite(str(path), np.full((40, 30), 900 * (i + 1), np.uint16) + np.arange(30, dtype=np.uint16))
+        paths.append(path)
+    (tmp_path / "img_1.png").write_bytes(b"not a png")  # in the first batch, read in this process
+    dataset = InferenceSet(paths, load_protocol("high"), (32, 32))
+    expected = list(make_loader(dataset, batch_size=batch, workers=0))
+    got = list(stream_batches(dataset, batch_size=batch, workers=workers))
+    assert [[r["index"] for r in b["records"]] for b in got] == [[r["index"] for r in b["records"]] for b in expected]
+    assert [r["path"] for b in got for r in b["records"]] == [str(p) for p in paths]
+    assert [r["ok"] for b in got for r in b["records"]] == [i != 1 for i in range(n)]
+    for a, b in zip(got, expected, strict=True):
+        assert (a["images"] is None) == (b["images"] is None)
+        if a["images"] is not None:
+            assert a["images"].equal(b["images"]) and a["valid"].equal(b["valid"])

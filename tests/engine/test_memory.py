@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+import platform
+import subprocess
+import sys
+
+import pytest
+
+from landmark_afl.cli import MODEL_COMMANDS
+
+# A fresh interpreter allocates, fills and frees a 256 MiB array three times and prints the minor page faults of
+# each: glibc's own policy maps it anew every time (every page faults again), kept memory is reused (no faults).
+_FAULTS = """
+import resource, sys
+import numpy as np
+from landmark_afl.engine.memory import retain_freed_memory
+state = retain_freed_memory() if sys.argv[1] == "kept" else "glibc"
+def faults():
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    a = np.ones(256 << 20, np.uint8)
+    del a
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+print(state, *[faults() for _ in range(3)])
+"""
+
+
+def _faults(policy: str, env: dict | None = None) -> tuple[str, list[int]]:
+    out = subprocess.run([sys.executable, "-c", _FAULTS, policy], capture_output=True, text=True, check=True, env=env)
+    *state, a, b, c = out.stdout.split()
+    return " ".join(state), [int(a), int(b), int(c)]
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="the malloc settings are glibc's")
+def test_kept_memory_is_reused_without_page_faults_where_glibc_maps_it_again():
+    state, kept = _faults("kept")
+    assert state == "retained"
+    assert kept[1] <= 8 and kept[2] <= 8, kept  # the second and third array reuse the first one's pages
+    _, glibc = _faults("glibc")
+    assert min(glibc) >= 100, glibc  # 640 with transparent huge pages, 65 536 without
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="the malloc settings are glibc's")
+def test_the_environment_turns_it_off():
+    import os
+
+    state, faults = _faults("kept", {**os.environ, "LANDMARK_AFL_MALLOC": "default"})
+    assert state == "default (LANDMARK_AFL_MALLOC=default)"
+    assert min(faults) >= 100, faults
+
+
+def test_the_commands_that_run_models_keep_it_and_the_others_do_not(monkeypatch, tmp_path, capsys):
+    import landmark_afl.engine.memory as memory
+    from landmark_afl.cli import main
+
+    calls = []
+    monkeypatch.setattr(memory, "retain_freed_memory", lambda: calls.append(1) or "retained")
+    missing = str(tmp_path / "no_such_run")
+    assert main(["evaluate", missing, "--out", str(tmp_path / "ev")]) == 2  # fails after the setting, as it should
+    assert calls == [1]
+    assert main(["protocols", "list"]) == 0
+    assert calls == [1]
+    assert MODEL_COMMANDS == {"train", "evaluate", "compare", "predict"}
