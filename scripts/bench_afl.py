@@ -20,7 +20,7 @@ the extractor on the predictions and on the targets, the activation of the raw o
 into the extractor), the difficulty scores and the critic update; ``other_ms`` is the AFL step minus the plain step
 minus the parts (mostly noise). The extractors are also timed alone on three kinds of prediction maps (the model's,
 peaks like a trained model's, and noise reaching the threshold in most rows, where the pruned extractor falls back to
-the dense pass), and on the targets.
+the dense pass), and on the targets. Freed memory is kept for the next step, as `landmark-afl train` keeps it.
 
 ``bench_afl(size, batch, steps, threads)`` returns the whole result as a dict (for ``scripts/bench_all.py``).
 """
@@ -193,7 +193,9 @@ def bench_afl(
     import landmark_afl.afl.loss as afl_loss
     from landmark_afl.afl import target_topology_features, topology_features
     from landmark_afl.afl.topology import _below
+    from landmark_afl.engine.memory import retain_freed_memory
 
+    malloc = retain_freed_memory()  # as `landmark-afl train` does (LANDMARK_AFL_MALLOC=default: glibc's own)
     old_threads = torch.get_num_threads()
     if threads:
         torch.set_num_threads(threads)
@@ -281,6 +283,7 @@ def bench_afl(
             "loss": task.loss.name,
             "threads": torch.get_num_threads(),
             "torch": torch.__version__,
+            "malloc": malloc,
             "steps": steps,
             "ratio": ratios[last_afl]["median"] if last_afl else None,
             "ratios": ratios,

@@ -6,7 +6,8 @@ Setting (state it with the figures): the landmark recipe's FPN (resnet18 by defa
 images and targets. fp32 and bf16 alternate step by step (ABAB...) so that the machine's noise hits both alike; each
 figure is the median after two warm-up steps, and the ratio of the medians is the speed-up. The precision a run
 would get with ``optim.amp=auto`` is reported beside it: on a CPU without native bf16 (AVX-512 BF16 or AMX) the
-bf16 column is emulated and ``auto`` stays fp32.
+bf16 column is emulated and ``auto`` stays fp32. Freed memory is kept for the next step as the CLI keeps it
+(``landmark_afl.engine.memory``; ``LANDMARK_AFL_MALLOC=default`` measures glibc's own policy).
 """
 
 from __future__ import annotations
@@ -40,9 +41,11 @@ def bench_precision(
     """Training images/s and inference images/s in fp32 and bf16 autocast, and their ratios (one process)."""
     from landmark_afl.engine.config import update_config
     from landmark_afl.engine.device import cpu_bf16_support
+    from landmark_afl.engine.memory import retain_freed_memory
     from landmark_afl.engine.optim import autocast_dtype, precision_label
     from landmark_afl.recipes.landmarks import LandmarkConfig, build_task
 
+    malloc = retain_freed_memory()  # as `landmark-afl train / evaluate` do (LANDMARK_AFL_MALLOC=default: glibc's)
     dev = torch.device(device)
     torch.manual_seed(0)
     cfg = update_config(LandmarkConfig(), {"input_size": tuple(size), "afl.enabled": True})
@@ -79,6 +82,7 @@ def bench_precision(
         "setting": f"FPN resnet18 + AFL, {k} maps, {h} x {w}, train batch {train_batch}, inference batch {infer_batch}",
         "device": str(dev),
         "threads": torch.get_num_threads(),
+        "malloc": malloc,
         "cpu_bf16": cpu_bf16_support() if dev.type == "cpu" else None,
         "amp_auto": precision_label("auto", dev),
         "amp_auto_is_bf16": autocast_dtype("auto", dev) == torch.bfloat16,

@@ -3,14 +3,15 @@ it back in page by page.
 
 A forward pass on the CPU frees and allocates the same large tensors every batch. glibc's malloc serves each
 allocation above its mmap threshold (128 KiB, rising to at most 32 MiB) with a fresh ``mmap`` and unmaps it on
-``free``, and trims the heap top beyond twice the threshold, so every batch touches its activations and output maps
-as new pages: tens of thousands of minor page faults per batch, each zero-filled by the kernel. Measured on 2 cores
-(AMD EPYC), FPN resnet18, batch 8 at 256 px, 19 maps: 33 000 faults and 110 ms of system time per forward in bf16,
-129 000 and 375 ms in fp32; with the memory kept, none (``scripts/bench_malloc.py``). This is the problem PyTorch's
-CPU tuning guide answers with jemalloc or TCMalloc; the two ``mallopt`` settings here give glibc the same reuse
-with no extra dependency: no allocation is served by ``mmap`` (``M_MMAP_MAX = 0``: from the heap, reused after
-``free``) and the heap is trimmed only when 1 GiB at its top is free (``M_TRIM_THRESHOLD``). The process keeps its
-peak heap until it exits, which a training or predict run reaches in its first batches anyway.
+``free``, and trims the heap top beyond twice the threshold, so every batch touches much of its activations and
+output maps as new pages, each one a minor page fault that the kernel zero-fills. Measured on 2 cores (AMD EPYC):
+one phantom training epoch (``landmark-afl train --epochs 1``) took 5.1 million page faults and 11.8 s of system
+time beside 56 s of user time; with the memory kept, 0.5 million and 2.1 s. PyTorch's CPU tuning guide answers this
+with jemalloc or TCMalloc; two ``mallopt`` settings give glibc the same reuse with no extra dependency: no
+allocation is served by ``mmap`` (``M_MMAP_MAX = 0``: from the heap, reused after ``free``) and the heap top is
+trimmed only when 256 MiB of it are free (``M_TRIM_THRESHOLD``). The price is memory: the process keeps most of
+its peak heap until it exits (that epoch: 1.73 instead of 1.52 GB peak RSS; a 1 GiB threshold saved little more
+system time for 2.0 GB). ``scripts/bench_malloc.py`` measures both policies in one process.
 
 ``landmark-afl train / evaluate / compare / predict`` call :func:`retain_freed_memory` first. Elsewhere (another
 C library, ``LANDMARK_AFL_MALLOC=default`` in the environment) nothing changes.
@@ -26,7 +27,7 @@ import sys
 ENV = "LANDMARK_AFL_MALLOC"  # "default": leave malloc as it is
 _M_TRIM_THRESHOLD = -1  # glibc's <malloc.h> parameter numbers
 _M_MMAP_MAX = -4
-TRIM_THRESHOLD_BYTES = 1 << 30
+TRIM_THRESHOLD_BYTES = 256 << 20
 
 
 def retain_freed_memory() -> str:
