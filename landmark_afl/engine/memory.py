@@ -4,14 +4,15 @@ it back in page by page.
 A forward pass on the CPU frees and allocates the same large tensors every batch. glibc's malloc serves each
 allocation above its mmap threshold (128 KiB, rising to at most 32 MiB) with a fresh ``mmap`` and unmaps it on
 ``free``, and trims the heap top beyond twice the threshold, so every batch touches much of its activations and
-output maps as new pages, each one a minor page fault that the kernel zero-fills. Measured on 2 cores (AMD EPYC):
-one phantom training epoch (``landmark-afl train --epochs 1``) took 5.1 million page faults and 11.8 s of system
-time beside 56 s of user time; with the memory kept, 0.5 million and 2.1 s. PyTorch's CPU tuning guide answers this
-with jemalloc or TCMalloc; two ``mallopt`` settings give glibc the same reuse with no extra dependency: no
-allocation is served by ``mmap`` (``M_MMAP_MAX = 0``: from the heap, reused after ``free``) and the heap top is
-trimmed only when 256 MiB of it are free (``M_TRIM_THRESHOLD``). The price is memory: the process keeps most of
-its peak heap until it exits (that epoch: 1.73 instead of 1.52 GB peak RSS; a 1 GiB threshold saved little more
-system time for 2.0 GB). ``scripts/bench_malloc.py`` measures both policies in one process.
+output maps as new pages, each one a minor page fault that the kernel zero-fills. Measured on 2 cores (AMD EPYC),
+one phantom training epoch (``landmark-afl train --epochs 1``, mean of 3 runs) took 5.0 million page faults and
+10.8 s of system time beside 55 s of user time; with the memory kept, 0.4 million and 2.0 s, and the training log
+shows 6.7 instead of 5.5 img/s. PyTorch's CPU tuning guide answers this with jemalloc or TCMalloc; two ``mallopt``
+settings give glibc the same reuse with no extra dependency: no allocation is served by ``mmap``
+(``M_MMAP_MAX = 0``: from the heap, reused after ``free``) and the heap top is trimmed only when 256 MiB of it are
+free (``M_TRIM_THRESHOLD``). The price is memory: the process keeps most of its peak heap until it exits (that
+epoch: 1.85 instead of 1.50 GB peak RSS; a 1 GiB threshold saved little more system time for 1.9-2.0 GB).
+``scripts/bench_malloc.py`` measures both policies in one process.
 
 ``landmark-afl train / evaluate / compare / predict`` call :func:`retain_freed_memory` first. Elsewhere (another
 C library, ``LANDMARK_AFL_MALLOC=default`` in the environment) nothing changes.
