@@ -6,7 +6,8 @@ Setting (state it with the figures): the landmark recipe's FPN (resnet18 by defa
 and in fp32. The two malloc policies alternate round by round in the same process (ABBA order), ``--repeats`` timed
 calls each after one untimed call that lets the heap settle:
 
-- kept: ``M_MMAP_MAX = 0``, ``M_TRIM_THRESHOLD = 256 MiB`` (what ``landmark-afl train / evaluate / predict`` set);
+- kept: ``M_MMAP_MAX = 0``, ``M_TRIM_THRESHOLD = 256 MiB`` (what ``landmark-afl train / evaluate / compare / predict``
+  set);
 - glibc: ``M_MMAP_MAX = 65536``, ``M_MMAP_THRESHOLD = 32 MiB``, ``M_TRIM_THRESHOLD = 64 MiB`` and a
   ``malloc_trim(0)``: the largest thresholds glibc's dynamic policy reaches by itself, so the gain against a fresh
   process (which starts at 128 KiB) is at least this large.

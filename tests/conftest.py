@@ -9,6 +9,9 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("LANDMARK_AFL_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
+# The CLI tests call `main(["train", ...])` in this process: glibc's own malloc policy for the whole test run, so
+# that one test does not make every later one keep its peak heap (tests/engine/test_memory.py tests the setting).
+os.environ.setdefault("LANDMARK_AFL_MALLOC", "default")
 
 
 def shared_path(*parts: str) -> Path:

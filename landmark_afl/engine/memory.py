@@ -8,14 +8,17 @@ output maps as new pages, each one a minor page fault that the kernel zero-fills
 one phantom training epoch (``landmark-afl train --epochs 1``, mean of 3 runs) took 5.0 million page faults and
 10.8 s of system time beside 55 s of user time; with the memory kept, 0.4 million and 2.0 s, and the training log
 shows 6.7 instead of 5.5 img/s. PyTorch's CPU tuning guide answers this with jemalloc or TCMalloc; two ``mallopt``
-settings give glibc the same reuse with no extra dependency: no allocation is served by ``mmap``
-(``M_MMAP_MAX = 0``: from the heap, reused after ``free``) and the heap top is trimmed only when 256 MiB of it are
-free (``M_TRIM_THRESHOLD``). The price is memory: the process keeps most of its peak heap until it exits (that
-epoch: 1.85 instead of 1.50 GB peak RSS; a 1 GiB threshold saved little more system time for 1.9-2.0 GB).
-``scripts/bench_malloc.py`` measures both policies in one process.
+settings give glibc the same reuse with no extra dependency: the main heap serves large allocations instead of
+``mmap`` (``M_MMAP_MAX = 0``: reused after ``free``; an allocation of another thread beyond its arena's 64 MiB
+still falls back to ``mmap``) and the heap top is trimmed only when 256 MiB of it are free
+(``M_TRIM_THRESHOLD``). The price is memory: each process keeps most of its peak heap until it exits (that epoch:
+1.85 instead of 1.50 GB peak RSS of the largest process; a 1 GiB threshold saved little more system time for
+1.9-2.0 GB). DataLoader workers, forked after the setting, inherit it. ``scripts/bench_malloc.py`` measures both
+policies in one process.
 
 ``landmark-afl train / evaluate / compare / predict`` call :func:`retain_freed_memory` first. Elsewhere (another
-C library, ``LANDMARK_AFL_MALLOC=default`` in the environment) nothing changes.
+C library, an allocator preloaded with ``LD_PRELOAD`` such as jemalloc or TCMalloc, ``LANDMARK_AFL_MALLOC=default``
+in the environment) nothing changes.
 """
 
 from __future__ import annotations
@@ -33,11 +36,15 @@ TRIM_THRESHOLD_BYTES = 256 << 20
 
 def retain_freed_memory() -> str:
     """Apply the settings of the module doc where they apply; returns what was done, for logs and benchmarks:
-    "retained", "default (LANDMARK_AFL_MALLOC=default)", "default (not glibc)" or "default (mallopt refused)"."""
+    "retained", "default (LANDMARK_AFL_MALLOC=default)", "default (not glibc)", "default (an allocator in
+    LD_PRELOAD)" or "default (mallopt refused)"."""
     if os.environ.get(ENV, "").strip().lower() == "default":
         return f"default ({ENV}=default)"
     if not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc":
         return "default (not glibc)"
+    preload = os.environ.get("LD_PRELOAD", "")
+    if any(name in preload for name in ("jemalloc", "tcmalloc", "mimalloc")):
+        return "default (an allocator in LD_PRELOAD)"
     try:
         libc = ctypes.CDLL("libc.so.6")
         ok = libc.mallopt(_M_MMAP_MAX, 0) == 1 and libc.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES) == 1

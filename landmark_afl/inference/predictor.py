@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import time
@@ -256,10 +257,11 @@ def run_predict(
     dataset = InferenceSet(mine, protocol, engine.codec.input_size, options.fallback_spacing, options.keep_phi,
                            run.config.jpeg_scaling)  # fmt: skip
     device_is_cuda = str(getattr(engine, "device", "cpu")).startswith("cuda")
-    batches = stream_batches(dataset, options.batch_size, options.workers, pin_memory=device_is_cuda)
+    # closed on the way out, also when a write fails: the reader processes must not outlive the loop
+    batches = contextlib.closing(stream_batches(dataset, options.batch_size, options.workers, device_is_cuda))
     writer = OutputWriter(ctx.part_dir(out_dir), header)
     start = time.perf_counter()
-    with _Progress(console, options.progress and ctx.is_main, len(mine)) as advance:
+    with batches as batches, _Progress(console, options.progress and ctx.is_main, len(mine)) as advance:
         for batch in batches:
             if batch["images"] is not None:
                 xy_input, peaks = engine(batch["images"], batch["valid"])

@@ -219,8 +219,13 @@ def test_argmax_is_the_first_maximum_in_row_major_order_as_a_flat_argmax():
         maps = torch.randint(0, 3 + trial % 4, (2, 3, 15, 11), generator=g).float()
         if trial % 3 == 0:
             maps = maps[:, :, :9, :7]
+        if trial % 5 == 1:
+            maps = maps.transpose(2, 3)  # the last dimension not contiguous
         if trial == 5:
             maps[1, 2, 4, 6] = float("nan")
+        if trial == 7:
+            maps[0, 1, 2, 3] = maps[0, 1, 5, 1] = float("nan")  # two NaN: the first counts
+            maps[1, 0] = float("-inf")  # a map of -inf only
         peak, row, col = gaussian_heatmap._argmax_2d(maps)
         flat_peak, flat_idx = maps.flatten(2).max(-1)
         w = maps.shape[-1]

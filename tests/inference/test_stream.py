@@ -84,3 +84,24 @@ def test_stream_batches_reads_the_first_batch_here_and_keeps_the_batches_of_the_
         assert (a["images"] is None) == (b["images"] is None)
         if a["images"] is not None:
             assert a["images"].equal(b["images"]) and a["valid"].equal(b["valid"])
+
+
+def test_closing_stream_batches_early_stops_its_reader_processes(tmp_path):
+    import multiprocessing
+    import time
+
+    paths = []
+    for i in range(12):
+        path = tmp_path / f"img_{i}.png"
+        cv2.imwrite(str(path), np.full((40, 30), 500 * (i + 1), np.uint16) + np.arange(30, dtype=np.uint16))
+        paths.append(path)
+    before = set(multiprocessing.active_children())
+    batches = stream_batches(InferenceSet(paths, load_protocol("high"), (32, 32)), batch_size=2, workers=2)
+    next(batches)  # read here
+    next(batches)  # from a worker: the readers are running
+    assert set(multiprocessing.active_children()) - before
+    batches.close()  # as predict's contextlib.closing does when a write fails
+    deadline = time.monotonic() + 30
+    while set(multiprocessing.active_children()) - before and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not set(multiprocessing.active_children()) - before
