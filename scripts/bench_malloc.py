@@ -29,7 +29,7 @@ import time
 
 import torch
 
-M_TRIM_THRESHOLD, M_MMAP_THRESHOLD, M_MMAP_MAX = -1, -3, -4
+from landmark_afl.engine.memory import M_MMAP_MAX, M_MMAP_THRESHOLD, M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES
 
 
 def _libc():
@@ -39,8 +39,6 @@ def _libc():
 
 
 def _policies(libc) -> dict:
-    from landmark_afl.engine.memory import TRIM_THRESHOLD_BYTES
-
     def kept() -> None:
         libc.mallopt(M_MMAP_MAX, 0)
         libc.mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES)

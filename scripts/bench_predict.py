@@ -222,22 +222,23 @@ def bench_predict(
             fwd = 0.5 * (before + after)  # the machine's drift hits both sides of the predict loop alike
             loop = e2e["loop_s"]
             other = loop - timed.forward_s - timed.decode_s
+            # ratio = in_loop x share: how fast the network ran inside the loop against alone (what the readers and
+            # the machine took from it), and the loop's time spent in it (the rest is predict's own work)
+            in_loop, share = len(paths) / timed.forward_s / fwd, timed.forward_s / loop
             measured[(name, scaling)].append({
                 "forward_images_per_s": fwd, "forward_before": before, "forward_after": after, **e2e,
                 "ratio": e2e["images_per_s"] / fwd, "loop_forward_s": timed.forward_s,
                 "loop_decode_s": timed.decode_s, "loop_other_s": other,
                 "loop_forward_images_per_s": len(paths) / timed.forward_s,
-                # ratio = network_in_loop x network_share: how fast the network ran inside the loop against alone
-                # (what the readers and the machine took from it), and the loop's time spent in it (predict's own)
-                "network_in_loop": len(paths) / timed.forward_s / fwd, "network_share": timed.forward_s / loop,
+                "network_in_loop": in_loop, "network_share": share,
             })  # fmt: skip
             rate = e2e["images_per_s"]
             if verbose:
                 print(f"round {r + 1}/{rounds}  {label:5s} ({engine.precision})  forward {fwd:7.1f} img/s   "
                       f"end-to-end {rate:7.1f} img/s   ratio {rate / fwd:.3f}   loop {loop:.1f} s = forward "
                       f"{timed.forward_s:.1f} + decode {timed.decode_s:.2f} + reading wait, rows, fsync "
-                      f"{other:.2f}; network in the loop at {len(paths) / timed.forward_s / fwd:.3f} of its rate "
-                      f"alone, {timed.forward_s / loop:.3f} of the loop")  # fmt: skip
+                      f"{other:.2f}; network in the loop at {in_loop:.3f} of its rate alone, {share:.3f} of the "
+                      "loop")  # fmt: skip
     for (name, scaling), runs in measured.items():
         label = name if scaling else f"{name}, JPEG in full"
         ratios = [m["ratio"] for m in runs]

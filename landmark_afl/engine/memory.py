@@ -29,8 +29,7 @@ import platform
 import sys
 
 ENV = "LANDMARK_AFL_MALLOC"  # "default": leave malloc as it is
-_M_TRIM_THRESHOLD = -1  # glibc's <malloc.h> parameter numbers
-_M_MMAP_MAX = -4
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD, M_MMAP_MAX = -1, -3, -4  # glibc's <malloc.h> parameter numbers
 TRIM_THRESHOLD_BYTES = 256 << 20
 
 
@@ -47,7 +46,7 @@ def retain_freed_memory() -> str:
         return "default (an allocator in LD_PRELOAD)"
     try:
         libc = ctypes.CDLL("libc.so.6")
-        ok = libc.mallopt(_M_MMAP_MAX, 0) == 1 and libc.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES) == 1
+        ok = libc.mallopt(M_MMAP_MAX, 0) == 1 and libc.mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES) == 1
     except (OSError, AttributeError):
         return "default (not glibc)"
     return "retained" if ok else "default (mallopt refused)"

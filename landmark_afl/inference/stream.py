@@ -153,15 +153,13 @@ def stream_batches(dataset: InferenceSet, batch_size: int, workers: int, pin_mem
     if workers <= 0:
         yield from make_loader(dataset, batch_size, workers, pin_memory)
         return
-    head = range(min(batch_size, len(dataset)))
-    batches = None
-    if len(dataset) > batch_size:
-        rest = make_loader(Subset(dataset, range(batch_size, len(dataset))), batch_size, workers, pin_memory)
-        batches = iter(rest)  # the workers start reading the second batch now
-    if len(head):
-        first = collate_records([dataset[i] for i in head])
+    rest = None
+    if len(dataset) > batch_size:  # the workers start reading the second batch now
+        rest = iter(make_loader(Subset(dataset, range(batch_size, len(dataset))), batch_size, workers, pin_memory))
+    if len(dataset):
+        first = collate_records([dataset[i] for i in range(min(batch_size, len(dataset)))])
         if pin_memory and first["images"] is not None:
             first["images"] = first["images"].pin_memory()
         yield first
-    if batches is not None:
-        yield from batches
+    if rest is not None:
+        yield from rest

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import platform
 import subprocess
 import sys
@@ -25,8 +26,6 @@ print(state, *[faults() for _ in range(3)])
 
 
 def _faults(policy: str, env: dict | None = None) -> tuple[str, list[int]]:
-    import os
-
     if env is None:  # the policy as a user gets it, whatever this test run sets (tests/conftest.py)
         env = {k: v for k, v in os.environ.items() if k not in ("LANDMARK_AFL_MALLOC", "LD_PRELOAD")}
     out = subprocess.run([sys.executable, "-c", _FAULTS, policy], capture_output=True, text=True, check=True, env=env)
@@ -45,14 +44,12 @@ def test_kept_memory_is_reused_without_page_faults_where_glibc_maps_it_again():
 
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="the malloc settings are glibc's")
 def test_the_environment_turns_it_off():
-    import os
-
     state, faults = _faults("kept", {**os.environ, "LANDMARK_AFL_MALLOC": "default"})
     assert state == "default (LANDMARK_AFL_MALLOC=default)"
     assert min(faults) >= 50, faults
 
 
-def test_the_commands_that_run_models_keep_it_and_the_others_do_not(monkeypatch, tmp_path, capsys):
+def test_the_commands_that_run_models_keep_it_and_the_others_do_not(monkeypatch, tmp_path):
     import landmark_afl.engine.memory as memory
     from landmark_afl.cli import main
 

@@ -43,6 +43,16 @@ _FORKED_READER = textwrap.dedent(
 )
 
 
+def _write_pngs(folder, n: int, step: int) -> list:
+    """``n`` small 16-bit PNGs img_0.png ... (a flat level ``step * (i + 1)`` plus a ramp), in order."""
+    paths = []
+    for i in range(n):
+        path = folder / f"img_{i}.png"
+        cv2.imwrite(str(path), np.full((40, 30), step * (i + 1), np.uint16) + np.arange(30, dtype=np.uint16))
+        paths.append(path)
+    return paths
+
+
 @pytest.mark.skipif(sys.platform == "win32", reason="DataLoader workers are forked on POSIX only")
 def test_reader_worker_runs_opencv_sequentially_after_the_parent_used_its_pool():
     proc = subprocess.run([sys.executable, "-c", _FORKED_READER], capture_output=True, text=True, timeout=120)
@@ -51,11 +61,7 @@ def test_reader_worker_runs_opencv_sequentially_after_the_parent_used_its_pool()
 
 
 def test_loader_keeps_path_order_and_records_a_bad_file(tmp_path):
-    paths = []
-    for i in range(5):
-        path = tmp_path / f"img_{i}.png"
-        cv2.imwrite(str(path), np.full((40, 30), 1000 * (i + 1), np.uint16) + np.arange(30, dtype=np.uint16))
-        paths.append(path)
+    paths = _write_pngs(tmp_path, 5, 1000)
     (tmp_path / "img_2.png").write_bytes(b"not a png")
     dataset = InferenceSet(paths, load_protocol("high"), (32, 32))
     batches = list(make_loader(dataset, batch_size=2, workers=1))
@@ -68,11 +74,7 @@ def test_loader_keeps_path_order_and_records_a_bad_file(tmp_path):
 
 @pytest.mark.parametrize(("n", "batch", "workers"), [(7, 2, 1), (7, 3, 2), (2, 4, 1), (4, 4, 1), (5, 2, 0)])
 def test_stream_batches_reads_the_first_batch_here_and_keeps_the_batches_of_the_loader(tmp_path, n, batch, workers):
-    paths = []
-    for i in range(n):
-        path = tmp_path / f"img_{i}.png"
-        cv2.imwrite(str(path), np.full((40, 30), 900 * (i + 1), np.uint16) + np.arange(30, dtype=np.uint16))
-        paths.append(path)
+    paths = _write_pngs(tmp_path, n, 900)
     (tmp_path / "img_1.png").write_bytes(b"not a png")  # in the first batch, read in this process
     dataset = InferenceSet(paths, load_protocol("high"), (32, 32))
     expected = list(make_loader(dataset, batch_size=batch, workers=0))
@@ -90,11 +92,7 @@ def test_closing_stream_batches_early_stops_its_reader_processes(tmp_path):
     import multiprocessing
     import time
 
-    paths = []
-    for i in range(12):
-        path = tmp_path / f"img_{i}.png"
-        cv2.imwrite(str(path), np.full((40, 30), 500 * (i + 1), np.uint16) + np.arange(30, dtype=np.uint16))
-        paths.append(path)
+    paths = _write_pngs(tmp_path, 12, 500)
     before = set(multiprocessing.active_children())
     batches = stream_batches(InferenceSet(paths, load_protocol("high"), (32, 32)), batch_size=2, workers=2)
     next(batches)  # read here
