@@ -1,5 +1,6 @@
 # Run: python scripts/bench_predict.py --size 256 --images 48 --batch-size 8 --workers 1 --threads 1 --out b.json
 #      OMP_NUM_THREADS=2 python scripts/bench_predict.py --images 192 --rss-counts "" --rounds 5   # the README's
+#      OMP_NUM_THREADS=2 python scripts/bench_predict.py --images 192 --rss-counts "" --rounds 5 --cached-reads
 #      python scripts/bench_predict.py --inputs ../shared/data/isbi2015/RawImage/Test1Data --images 64 \
 #          --engines torch --jpeg-scaling both --rss-counts "" --out b_isbi.json      # real cephalograms (JPEG)
 """End-to-end ``predict`` throughput against the pure forward rate, per engine; peak RSS for 100 / 2000 images.
@@ -15,12 +16,14 @@ command in a subprocess over 100 and 2000 images (64 px files, 64 px input), mai
 input files are generated once into a temporary folder. ``--inputs FOLDER`` predicts over the first ``--images``
 real files of a folder instead (e.g. the ISBI 2015 cephalograms, 1935 x 2400 JPEG), and ``--jpeg-scaling both``
 runs each engine twice, reading JPEG by DCT scaling (the default of new runs) and in full (runs trained before it).
-Prints a table and writes JSON.
+``--cached-reads`` adds an arm per engine whose reads are served from memory (the loop without the reader's CPU
+work: what reading costs the network). Prints a table and writes JSON.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import json
 import os
@@ -131,6 +134,31 @@ def peak_rss(run_dir: Path, folder: Path, out: Path, batch: int, workers: int, t
     return result
 
 
+@contextlib.contextmanager
+def reads_from_memory(run, paths):
+    """``predict``'s reads served from memory: every item is read once before, so that the loop runs without the
+    reader's CPU work; the reader process, the batches' transfer and everything else in the loop stay as they are."""
+    from landmark_afl.inference import stream
+    from landmark_afl.protocols import load_protocol
+
+    ds = stream.InferenceSet(paths, load_protocol(run.protocol), run.task.codec.input_size, None, False,
+                             run.config.jpeg_scaling)  # fmt: skip
+    cache = {path: ds[i] for i, path in enumerate(ds.paths)}
+    original = stream.InferenceSet.__getitem__
+
+    def cached(self, index: int) -> dict:
+        item = dict(cache[self.paths[index]], index=index)
+        if "image" in item:
+            item["image"] = item["image"].clone()  # a fresh tensor per read, as the reader gives
+        return item
+
+    stream.InferenceSet.__getitem__ = cached
+    try:
+        yield
+    finally:
+        stream.InferenceSet.__getitem__ = original
+
+
 class TimedEngine:
     """An engine wrapper that adds up the time of the forward pass and of the decoding inside the predict loop."""
 
@@ -153,6 +181,11 @@ class TimedEngine:
         return out
 
 
+def arm_label(engine: str, jpeg_scaling: bool, reads: str) -> str:
+    """ "torch", "torch, JPEG in full", "onnx, reads from memory", ..."""
+    return engine + ("" if jpeg_scaling else ", JPEG in full") + (", reads from memory" if reads == "memory" else "")
+
+
 def bench_predict(
     size: int = 256,
     encoder: str = "resnet18",
@@ -169,12 +202,15 @@ def bench_predict(
     inputs: str | Path | None = None,
     jpeg_scaling: tuple[bool, ...] = (True,),
     rounds: int = 1,
+    cached_reads: bool = False,
 ) -> dict:
     """Forward rate, end-to-end predict rate, their ratio and where the rest goes, per engine; peak RSS.
 
     With ``rounds`` > 1 every engine is measured that many times, the engines taking turns; an engine's entry holds
     the median round's figures (the lower of the two middle ones for an even count), the median, min and max ratio
-    and every round.
+    and every round. ``cached_reads`` adds, per engine, an arm whose reads are served from memory
+    (:func:`reads_from_memory`): the loop without the reader's CPU work, so its ratio is the bound ``predict``'s own
+    machinery sets, and the gap to the arm reading the files is what reading costs the network.
     """
     if rounds < 1:
         raise ValueError(f"rounds must be 1 or more, got {rounds}")
@@ -198,7 +234,7 @@ def bench_predict(
             "batch_size": batch_size, "workers": workers, "main_threads": torch.get_num_threads(),
             "protocol": run.protocol, "cpu_count": os.cpu_count(), "machine": platform.machine(),
             "torch": torch.__version__, "cuda": torch.cuda.is_available(), "amp": amp, "rounds": rounds,
-            "malloc": malloc,
+            "cached_reads": cached_reads, "malloc": malloc,
         },
         "engines": {},
     }  # fmt: skip
@@ -208,24 +244,27 @@ def bench_predict(
             built[name] = TorchEngine(run.task, amp=amp)
         else:
             built[name] = OnnxEngine(export_onnx(run, work / "model.onnx"), threads=threads)
-    arms = [(name, scaling) for name in engines for scaling in jpeg_scaling]
+    reads = ("files", "memory") if cached_reads else ("files",)
+    arms = [(name, scaling, source) for name in engines for scaling in jpeg_scaling for source in reads]
     measured = {arm: [] for arm in arms}
     for r in range(rounds):  # the arms interleaved round by round: the machine's drift reaches all of them alike
-        for name, scaling in arms:
+        for name, scaling, source in arms:
             engine = built[name]
-            label = name if scaling else f"{name}, JPEG in full"
-            before = forward_rate(engine, batch_size, size, repeats)
-            timed = TimedEngine(engine)
-            e2e = end_to_end(with_jpeg_scaling(run, scaling), timed, paths, work / f"out_{name}_{time.time_ns()}",
-                             batch_size, workers)  # fmt: skip
-            after = forward_rate(engine, batch_size, size, repeats)
+            label = arm_label(name, scaling, source)
+            arm_run = with_jpeg_scaling(run, scaling)
+            serving = reads_from_memory(arm_run, paths) if source == "memory" else contextlib.nullcontext()
+            with serving:
+                before = forward_rate(engine, batch_size, size, repeats)
+                timed = TimedEngine(engine)
+                e2e = end_to_end(arm_run, timed, paths, work / f"out_{name}_{time.time_ns()}", batch_size, workers)
+                after = forward_rate(engine, batch_size, size, repeats)
             fwd = 0.5 * (before + after)  # the machine's drift hits both sides of the predict loop alike
             loop = e2e["loop_s"]
             other = loop - timed.forward_s - timed.decode_s
             # ratio = in_loop x share: how fast the network ran inside the loop against alone (what the readers and
             # the machine took from it), and the loop's time spent in it (the rest is predict's own work)
             in_loop, share = len(paths) / timed.forward_s / fwd, timed.forward_s / loop
-            measured[(name, scaling)].append({
+            measured[(name, scaling, source)].append({
                 "forward_images_per_s": fwd, "forward_before": before, "forward_after": after, **e2e,
                 "ratio": e2e["images_per_s"] / fwd, "loop_forward_s": timed.forward_s,
                 "loop_decode_s": timed.decode_s, "loop_other_s": other,
@@ -239,12 +278,12 @@ def bench_predict(
                       f"{timed.forward_s:.1f} + decode {timed.decode_s:.2f} + reading wait, rows, fsync "
                       f"{other:.2f}; network in the loop at {in_loop:.3f} of its rate alone, {share:.3f} of the "
                       "loop")  # fmt: skip
-    for (name, scaling), runs in measured.items():
-        label = name if scaling else f"{name}, JPEG in full"
+    for (name, scaling, source), runs in measured.items():
+        label = arm_label(name, scaling, source)
         ratios = [m["ratio"] for m in runs]
         middle = sorted(runs, key=lambda m: m["ratio"])[(len(runs) - 1) // 2]  # the median round (lower middle)
         report["engines"][label] = {
-            "precision": built[name].precision, "jpeg_scaling": scaling, **middle,
+            "precision": built[name].precision, "jpeg_scaling": scaling, "reads": source, **middle,
             "ratio_median": statistics.median(ratios), "ratio_min": min(ratios), "ratio_max": max(ratios),
             "rounds": runs,
         }  # fmt: skip
@@ -287,6 +326,11 @@ def main() -> None:
     p.add_argument("--inputs", help="a folder of real images to predict over (default: generated PNGs)")
     p.add_argument("--jpeg-scaling", default="on", choices=("on", "off", "both"),
                    help="read JPEG inputs by DCT scaling (on), in full (off), or each engine both ways")  # fmt: skip
+    p.add_argument(
+        "--cached-reads",
+        action="store_true",
+        help="add an arm per engine whose reads come from memory (the loop without the reader's work)",
+    )
     p.add_argument("--out", default="bench_predict.json")
     args = p.parse_args()
     if args.threads:
@@ -296,6 +340,7 @@ def main() -> None:
         tuple(e for e in args.engines.split(",") if e), args.amp,
         tuple(int(c) for c in args.rss_counts.split(",") if c), args.work_dir, True, args.inputs,
         {"on": (True,), "off": (False,), "both": (True, False)}[args.jpeg_scaling], args.rounds,
+        args.cached_reads,
     )  # fmt: skip
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {args.out}")

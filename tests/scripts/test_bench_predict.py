@@ -1,0 +1,38 @@
+"""scripts/bench_predict.py: reads served from memory give the predictions of the files, and are undone after."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+
+from tests.scripts import load_script
+
+
+@pytest.fixture(scope="module")
+def bench():
+    return load_script("bench_predict")
+
+
+def rows(out_dir) -> list[dict]:
+    with open(out_dir / "results.csv", newline="") as f:
+        return sorted(csv.DictReader(f), key=lambda row: row["path"])
+
+
+def test_reads_from_memory_give_the_predictions_of_the_files(bench, tmp_path):
+    from landmark_afl.inference.engines import TorchEngine
+    from landmark_afl.inference.inputs import collect_inputs
+    from landmark_afl.inference.stream import InferenceSet
+    from landmark_afl.recipes.landmarks import load_trained_run
+
+    run = load_trained_run(bench.make_run(tmp_path / "run", 64, "resnet18"))
+    paths = collect_inputs(bench.make_images(tmp_path / "images", 5, 64))
+    engine = TorchEngine(run.task, amp="off")
+    original = InferenceSet.__getitem__
+    files = bench.end_to_end(run, engine, paths, tmp_path / "files", 2, 1)
+    with bench.reads_from_memory(run, paths):
+        assert InferenceSet.__getitem__ is not original
+        memory = bench.end_to_end(run, engine, paths, tmp_path / "memory", 2, 1)
+    assert InferenceSet.__getitem__ is original
+    assert files["images"] == memory["images"] == 5
+    assert rows(tmp_path / "files") == rows(tmp_path / "memory")
