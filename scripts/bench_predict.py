@@ -137,16 +137,31 @@ def peak_rss(run_dir: Path, folder: Path, out: Path, batch: int, workers: int, t
 @contextlib.contextmanager
 def reads_from_memory(run, paths):
     """``predict``'s reads served from memory: every item is read once before, so that the loop runs without the
-    reader's CPU work; the reader process, the batches' transfer and everything else in the loop stay as they are."""
+    reading work (the reader's, and the main process's for the first batch); the reader process, the batches'
+    transfer and everything else in the loop stay as they are.
+
+    The reader inherits the patched class by fork, so this needs the fork start method (Linux's default before
+    Python 3.14); the items must be asked for with the settings ``predict``'s defaults give (checked).
+    """
+    import multiprocessing
+
     from landmark_afl.inference import stream
     from landmark_afl.protocols import load_protocol
 
-    ds = stream.InferenceSet(paths, load_protocol(run.protocol), run.task.codec.input_size, None, False,
-                             run.config.jpeg_scaling)  # fmt: skip
+    if multiprocessing.get_start_method() != "fork":
+        raise RuntimeError(
+            f"reads from memory need forked reader processes, not {multiprocessing.get_start_method()!r}: "
+            'call multiprocessing.set_start_method("fork") first (Linux), or leave out --cached-reads'
+        )
+    settings = (tuple(run.task.codec.input_size), bool(run.config.jpeg_scaling), None, False)
+    ds = stream.InferenceSet(paths, load_protocol(run.protocol), settings[0], None, False, settings[1])
     cache = {path: ds[i] for i, path in enumerate(ds.paths)}
     original = stream.InferenceSet.__getitem__
 
     def cached(self, index: int) -> dict:
+        asked = (self.input_size, self.jpeg_scaling, self.fallback_spacing, self.keep_phi)
+        if asked != settings:
+            raise ValueError(f"the cached reads were made with {settings}, not {asked}")
         item = dict(cache[self.paths[index]], index=index)
         if "image" in item:
             item["image"] = item["image"].clone()  # a fresh tensor per read, as the reader gives
@@ -206,11 +221,11 @@ def bench_predict(
 ) -> dict:
     """Forward rate, end-to-end predict rate, their ratio and where the rest goes, per engine; peak RSS.
 
-    With ``rounds`` > 1 every engine is measured that many times, the engines taking turns; an engine's entry holds
-    the median round's figures (the lower of the two middle ones for an even count), the median, min and max ratio
-    and every round. ``cached_reads`` adds, per engine, an arm whose reads are served from memory
-    (:func:`reads_from_memory`): the loop without the reader's CPU work, so its ratio is the bound ``predict``'s own
-    machinery sets, and the gap to the arm reading the files is what reading costs the network.
+    With ``rounds`` > 1 every engine is measured that many times, the arms taking turns (in reverse order every
+    other round); an arm's entry holds the median round's figures (the lower of the two middle ones for an even
+    count), the median, min and max ratio and every round. ``cached_reads`` adds, per engine, an arm whose reads
+    are served from memory (:func:`reads_from_memory`): the loop without the reading work, so its ratio is the
+    bound ``predict``'s own machinery sets, and the gap to the arm reading the files is what reading costs.
     """
     if rounds < 1:
         raise ValueError(f"rounds must be 1 or more, got {rounds}")
@@ -248,7 +263,7 @@ def bench_predict(
     arms = [(name, scaling, source) for name in engines for scaling in jpeg_scaling for source in reads]
     measured = {arm: [] for arm in arms}
     for r in range(rounds):  # the arms interleaved round by round: the machine's drift reaches all of them alike
-        for name, scaling, source in arms:
+        for name, scaling, source in arms if r % 2 == 0 else arms[::-1]:  # every other round in reverse order
             engine = built[name]
             label = arm_label(name, scaling, source)
             arm_run = with_jpeg_scaling(run, scaling)
