@@ -16,7 +16,8 @@ still falls back to ``mmap``) and the heap top is trimmed only when 256 MiB of i
 1.9-2.0 GB). DataLoader workers, forked after the setting, inherit it. ``scripts/bench_malloc.py`` measures both
 policies in one process.
 
-``landmark-afl train / evaluate / compare / predict`` call :func:`retain_freed_memory` first. Elsewhere (another
+``landmark-afl train / evaluate / compare / predict`` call :func:`retain_freed_memory` first; ``predict``'s
+reader stream calls :func:`release_free_memory` just before it forks its reader processes. Elsewhere (another
 C library, an allocator preloaded with ``LD_PRELOAD`` such as jemalloc or TCMalloc, ``LANDMARK_AFL_MALLOC=default``
 in the environment) nothing changes.
 """
@@ -39,14 +40,43 @@ def retain_freed_memory() -> str:
     LD_PRELOAD)" or "default (mallopt refused)"."""
     if os.environ.get(ENV, "").strip().lower() == "default":
         return f"default ({ENV}=default)"
-    if not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc":
-        return "default (not glibc)"
-    preload = os.environ.get("LD_PRELOAD", "")
-    if any(name in preload for name in ("jemalloc", "tcmalloc", "mimalloc")):
-        return "default (an allocator in LD_PRELOAD)"
+    libc, why = _glibc()
+    if libc is None:
+        return f"default ({why})"
     try:
-        libc = ctypes.CDLL("libc.so.6")
         ok = libc.mallopt(M_MMAP_MAX, 0) == 1 and libc.mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES) == 1
-    except (OSError, AttributeError):
+    except AttributeError:
         return "default (not glibc)"
     return "retained" if ok else "default (mallopt refused)"
+
+
+def release_free_memory() -> bool:
+    """Hand the free memory of every glibc heap back to the system (``malloc_trim(0)``); True if it was called.
+
+    For just before forking a worker process: the pages a process keeps (see the module doc) are shared with a
+    forked child, so each one the parent writes afterwards is copied first. A ``predict`` loop forked from a
+    process that had run forward passes before took about 100 000 such page faults and 0.7-0.9 s of system time
+    over 192 images; after a trim the same pages come back zero-filled, without the copy (0.3-0.5 s). Nothing
+    happens for another C library or an allocator in ``LD_PRELOAD``.
+    """
+    libc, _ = _glibc()
+    if libc is None:
+        return False
+    try:
+        libc.malloc_trim(0)
+    except AttributeError:
+        return False
+    return True
+
+
+def _glibc() -> tuple[ctypes.CDLL | None, str]:
+    """(glibc, "") where malloc is glibc's own, else (None, why not)."""
+    if not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc":
+        return None, "not glibc"
+    preload = os.environ.get("LD_PRELOAD", "")
+    if any(name in preload for name in ("jemalloc", "tcmalloc", "mimalloc")):
+        return None, "an allocator in LD_PRELOAD"
+    try:
+        return ctypes.CDLL("libc.so.6"), ""
+    except OSError:
+        return None, "not glibc"

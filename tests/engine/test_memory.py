@@ -25,6 +25,32 @@ print(state, *[faults() for _ in range(3)])
 """
 
 
+# Kept memory, then handed back: the array after ``release_free_memory`` faults its pages in again.
+_RELEASE = """
+import resource
+import numpy as np
+from landmark_afl.engine.memory import release_free_memory, retain_freed_memory
+assert retain_freed_memory() == "retained"
+def faults():
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    a = np.ones(192 << 20, np.uint8)
+    del a
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+first, kept = faults(), faults()
+released = release_free_memory()
+print(kept, released, faults())
+"""
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="the malloc settings are glibc's")
+def test_released_memory_goes_back_to_the_system():
+    env = {k: v for k, v in os.environ.items() if k not in ("LANDMARK_AFL_MALLOC", "LD_PRELOAD")}
+    out = subprocess.run([sys.executable, "-c", _RELEASE], capture_output=True, text=True, check=True, env=env)
+    kept, released, after = out.stdout.split()
+    assert int(kept) <= 8 and released == "True", out.stdout
+    assert int(after) >= 50, out.stdout  # the pages were handed back: touched again, they fault in anew
+
+
 def _faults(policy: str, env: dict | None = None) -> tuple[str, list[int]]:
     if env is None:  # the policy as a user gets it, whatever this test run sets (tests/conftest.py)
         env = {k: v for k, v in os.environ.items() if k not in ("LANDMARK_AFL_MALLOC", "LD_PRELOAD")}

@@ -103,3 +103,18 @@ def test_closing_stream_batches_early_stops_its_reader_processes(tmp_path):
     while set(multiprocessing.active_children()) - before and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not set(multiprocessing.active_children()) - before
+
+
+@pytest.mark.parametrize(("n", "workers", "released"), [(6, 1, True), (2, 1, False), (6, 0, False)])
+def test_free_memory_is_released_before_the_readers_fork(tmp_path, monkeypatch, n, workers, released):
+    import multiprocessing
+
+    import landmark_afl.inference.stream as stream
+
+    children = []  # reader processes alive when the memory is released: none, it comes before the fork
+    monkeypatch.setattr(stream, "release_free_memory", lambda: children.append(len(multiprocessing.active_children())))
+    paths = _write_pngs(tmp_path, n, 100)
+    before = len(multiprocessing.active_children())
+    batches = list(stream_batches(InferenceSet(paths, load_protocol("high"), (32, 32)), batch_size=2, workers=workers))
+    assert sum(len(b["records"]) for b in batches) == n
+    assert children == ([before] if released else [])  # a one-batch job or no workers: no fork, nothing released
