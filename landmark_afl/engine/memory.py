@@ -16,10 +16,11 @@ still falls back to ``mmap``) and the heap top is trimmed only when 256 MiB of i
 1.9-2.0 GB). DataLoader workers, forked after the setting, inherit it. ``scripts/bench_malloc.py`` measures both
 policies in one process.
 
-``landmark-afl train / evaluate / compare / predict`` call :func:`retain_freed_memory` first; ``predict``'s
-reader stream calls :func:`release_free_memory` just before it forks its reader processes. Elsewhere (another
+``landmark-afl train / evaluate / compare / predict`` call :func:`retain_freed_memory` first. Elsewhere (another
 C library, an allocator preloaded with ``LD_PRELOAD`` such as jemalloc or TCMalloc, ``LANDMARK_AFL_MALLOC=default``
-in the environment) nothing changes.
+in the environment) nothing changes. ``predict``'s reader stream also calls :func:`release_free_memory` just
+before it forks its reader processes; that one trim changes no setting, so it runs whatever
+``LANDMARK_AFL_MALLOC`` says (not for another C library or a preloaded allocator).
 """
 
 from __future__ import annotations
@@ -51,21 +52,24 @@ def retain_freed_memory() -> str:
 
 
 def release_free_memory() -> bool:
-    """Hand the free memory of every glibc heap back to the system (``malloc_trim(0)``); True if it was called.
+    """Hand free memory back to the system (glibc's ``malloc_trim(0)``: the main heap's free top and the free
+    chunks of every arena); True if it was called.
 
-    For just before forking a worker process: the pages a process keeps (see the module doc) are shared with a
-    forked child, so each one the parent writes afterwards is copied first. A ``predict`` loop forked from a
-    process that had run forward passes before took about 100 000 such page faults and 0.7-0.9 s of system time
-    over 192 images; after a trim the same pages come back zero-filled, without the copy (0.3-0.5 s). Nothing
-    happens for another C library or an allocator in ``LD_PRELOAD``.
+    For just before forking a worker process: the free pages a process keeps (see the module doc) are shared with
+    a forked child, so each one the parent writes afterwards is copied first; after the trim they come back
+    zero-filled instead (as many page faults, each cheaper), and the fork has fewer pages to map. The README
+    ("Performance", predict) has the figures. Nothing happens for another C library or an allocator in
+    ``LD_PRELOAD``.
     """
     libc, _ = _glibc()
     if libc is None:
         return False
     try:
-        libc.malloc_trim(0)
+        trim = libc.malloc_trim
     except AttributeError:
         return False
+    trim.argtypes = [ctypes.c_size_t]
+    trim(0)
     return True
 
 

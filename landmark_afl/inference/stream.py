@@ -10,6 +10,7 @@ order whatever the number of workers).
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -158,7 +159,8 @@ def stream_batches(dataset: InferenceSet, batch_size: int, workers: int, pin_mem
         return
     rest = None
     if len(dataset) > batch_size:  # the workers start reading the second batch now
-        release_free_memory()  # so that the fork does not make this process copy the pages it kept
+        if multiprocessing.get_start_method(allow_none=True) in (None, "fork"):  # what the DataLoader will use
+            release_free_memory()  # so that the fork does not make this process copy the pages it kept
         rest = iter(make_loader(Subset(dataset, range(batch_size, len(dataset))), batch_size, workers, pin_memory))
     if len(dataset):
         first = collate_records([dataset[i] for i in range(min(batch_size, len(dataset)))])

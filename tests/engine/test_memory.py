@@ -51,6 +51,13 @@ def test_released_memory_goes_back_to_the_system():
     assert int(after) >= 50, out.stdout  # the pages were handed back: touched again, they fault in anew
 
 
+def test_release_leaves_a_preloaded_allocator_alone(monkeypatch):
+    from landmark_afl.engine.memory import release_free_memory
+
+    monkeypatch.setenv("LD_PRELOAD", "/usr/lib/libjemalloc.so.2")
+    assert release_free_memory() is False
+
+
 def _faults(policy: str, env: dict | None = None) -> tuple[str, list[int]]:
     if env is None:  # the policy as a user gets it, whatever this test run sets (tests/conftest.py)
         env = {k: v for k, v in os.environ.items() if k not in ("LANDMARK_AFL_MALLOC", "LD_PRELOAD")}

@@ -111,10 +111,12 @@ def test_free_memory_is_released_before_the_readers_fork(tmp_path, monkeypatch, 
 
     import landmark_afl.inference.stream as stream
 
-    children = []  # reader processes alive when the memory is released: none, it comes before the fork
-    monkeypatch.setattr(stream, "release_free_memory", lambda: children.append(len(multiprocessing.active_children())))
+    before = set(multiprocessing.active_children())
+    started = []  # reader processes this stream had started when the memory was released: none, it comes first
+    monkeypatch.setattr(
+        stream, "release_free_memory", lambda: started.append(set(multiprocessing.active_children()) - before)
+    )
     paths = _write_pngs(tmp_path, n, 100)
-    before = len(multiprocessing.active_children())
     batches = list(stream_batches(InferenceSet(paths, load_protocol("high"), (32, 32)), batch_size=2, workers=workers))
     assert sum(len(b["records"]) for b in batches) == n
-    assert children == ([before] if released else [])  # a one-batch job or no workers: no fork, nothing released
+    assert started == ([set()] if released else [])  # a one-batch job or no workers: no fork, nothing released
