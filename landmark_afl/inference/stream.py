@@ -159,7 +159,7 @@ def stream_batches(dataset: InferenceSet, batch_size: int, workers: int, pin_mem
         return
     rest = None
     if len(dataset) > batch_size:  # the workers start reading the second batch now
-        if multiprocessing.get_start_method(allow_none=True) in (None, "fork"):  # what the DataLoader will use
+        if multiprocessing.get_start_method() == "fork":  # the DataLoader's, which it fixes anyway when it starts
             release_free_memory()  # so that the fork does not make this process copy the pages it kept
         rest = iter(make_loader(Subset(dataset, range(batch_size, len(dataset))), batch_size, workers, pin_memory))
     if len(dataset):
