@@ -153,8 +153,9 @@ def reads_from_memory(run, paths):
             f"reads from memory need forked reader processes, not {multiprocessing.get_start_method()!r}: "
             'call multiprocessing.set_start_method("fork") first (Linux), or leave out --cached-reads'
         )
-    settings = (tuple(run.task.codec.input_size), bool(run.config.jpeg_scaling), None, False)
-    ds = stream.InferenceSet(paths, load_protocol(run.protocol), settings[0], None, False, settings[1])
+    ds = stream.InferenceSet(paths, load_protocol(run.protocol), run.task.codec.input_size,
+                             jpeg_scaling=run.config.jpeg_scaling)  # fmt: skip
+    settings = (ds.input_size, ds.jpeg_scaling, ds.fallback_spacing, ds.keep_phi)
     cache = {path: ds[i] for i, path in enumerate(ds.paths)}
     original = stream.InferenceSet.__getitem__
 

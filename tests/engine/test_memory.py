@@ -11,44 +11,40 @@ from landmark_afl.cli import MODEL_COMMANDS
 
 # A fresh interpreter allocates, fills and frees a 192 MiB array three times and prints the minor page faults of
 # each: glibc's own policy maps it anew every time (every page faults again), kept memory is reused (no faults).
+# With "release", the kept memory is then handed back and a fourth array faults its pages in again.
 _FAULTS = """
 import resource, sys
 import numpy as np
-from landmark_afl.engine.memory import retain_freed_memory
+from landmark_afl.engine.memory import release_free_memory, retain_freed_memory
 state = retain_freed_memory() if sys.argv[1] == "kept" else "glibc"
 def faults():
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     a = np.ones(192 << 20, np.uint8)  # above the mmap threshold, below the trim threshold
     del a
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
-print(state, *[faults() for _ in range(3)])
+counts = [faults() for _ in range(3)]
+if sys.argv[2:] == ["release"]:
+    assert release_free_memory()
+    counts.append(faults())
+print(state, *counts)
 """
 
 
-# Kept memory, then handed back: the array after ``release_free_memory`` faults its pages in again.
-_RELEASE = """
-import resource
-import numpy as np
-from landmark_afl.engine.memory import release_free_memory, retain_freed_memory
-assert retain_freed_memory() == "retained"
-def faults():
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    a = np.ones(192 << 20, np.uint8)
-    del a
-    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
-first, kept = faults(), faults()
-released = release_free_memory()
-print(kept, released, faults())
-"""
+def _faults(policy: str, env: dict | None = None, release: bool = False) -> tuple[str, list[int]]:
+    if env is None:  # the policy as a user gets it, whatever this test run sets (tests/conftest.py)
+        env = {k: v for k, v in os.environ.items() if k not in ("LANDMARK_AFL_MALLOC", "LD_PRELOAD")}
+    argv = [sys.executable, "-c", _FAULTS, policy, *(["release"] if release else [])]
+    words = subprocess.run(argv, capture_output=True, text=True, check=True, env=env).stdout.split()
+    n = 4 if release else 3
+    return " ".join(words[:-n]), [int(w) for w in words[-n:]]
 
 
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="the malloc settings are glibc's")
 def test_released_memory_goes_back_to_the_system():
-    env = {k: v for k, v in os.environ.items() if k not in ("LANDMARK_AFL_MALLOC", "LD_PRELOAD")}
-    out = subprocess.run([sys.executable, "-c", _RELEASE], capture_output=True, text=True, check=True, env=env)
-    kept, released, after = out.stdout.split()
-    assert int(kept) <= 8 and released == "True", out.stdout
-    assert int(after) >= 50, out.stdout  # the pages were handed back: touched again, they fault in anew
+    state, faults = _faults("kept", release=True)
+    assert state == "retained"
+    assert faults[1] <= 8 and faults[2] <= 8, faults  # kept: reused
+    assert faults[3] >= 50, faults  # the pages were handed back: touched again, they fault in anew
 
 
 def test_release_leaves_a_preloaded_allocator_alone(monkeypatch):
@@ -56,14 +52,6 @@ def test_release_leaves_a_preloaded_allocator_alone(monkeypatch):
 
     monkeypatch.setenv("LD_PRELOAD", "/usr/lib/libjemalloc.so.2")
     assert release_free_memory() is False
-
-
-def _faults(policy: str, env: dict | None = None) -> tuple[str, list[int]]:
-    if env is None:  # the policy as a user gets it, whatever this test run sets (tests/conftest.py)
-        env = {k: v for k, v in os.environ.items() if k not in ("LANDMARK_AFL_MALLOC", "LD_PRELOAD")}
-    out = subprocess.run([sys.executable, "-c", _FAULTS, policy], capture_output=True, text=True, check=True, env=env)
-    *state, a, b, c = out.stdout.split()
-    return " ".join(state), [int(a), int(b), int(c)]
 
 
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="the malloc settings are glibc's")
