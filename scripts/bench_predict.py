@@ -1,6 +1,8 @@
 # Run: python scripts/bench_predict.py --size 256 --images 48 --batch-size 8 --workers 1 --threads 1 --out b.json
 #      OMP_NUM_THREADS=2 python scripts/bench_predict.py --images 192 --rss-counts "" --rounds 5   # the README's
 #      OMP_NUM_THREADS=2 python scripts/bench_predict.py --images 192 --rss-counts "" --rounds 5 --cached-reads
+#      OMP_NUM_THREADS=2 python scripts/bench_predict.py --images 192 --rss-counts "" --rounds 5 --cached-reads \
+#          --readers auto,process                                    # the reader thread against a reader process
 #      python scripts/bench_predict.py --inputs ../shared/data/isbi2015/RawImage/Test1Data --images 64 \
 #          --engines torch --jpeg-scaling both --rss-counts "" --out b_isbi.json      # real cephalograms (JPEG)
 """End-to-end ``predict`` throughput against the pure forward rate, per engine; peak RSS for 100 / 2000 images.
@@ -8,16 +10,17 @@
 Setting (state it with the figures): a randomly initialised FPN (the run's encoder, resnet18 by default; weights do
 not change the cost) at ``--size`` px input; synthetic 16-bit PNG radiograph-like images already at that size, so the
 letterbox resize is trivial and compute dominates; the run's protocol ("high"). Forward rate = ``engine.heatmaps`` on
-a ready [B, 1, S, S] tensor (median of repeats); end-to-end = images / seconds of the predict loop (DataLoader workers
+a ready [B, 1, S, S] tensor (median of repeats); end-to-end = images / seconds of the predict loop (the reader
 reading + preprocessing, forward, decode, CSV/JSONL rows and fsync), over the same batch size, with
 OMP_WAIT_POLICY=PASSIVE as ``landmark-afl predict`` sets it (unless already set) and freed memory kept as it keeps it
 (``engine.memory``; ``LANDMARK_AFL_MALLOC=default`` measures glibc's own policy). Peak RSS: the predict
-command in a subprocess over 100 and 2000 images (64 px files, 64 px input), main process and largest worker. The
+command in a subprocess over 100 and 2000 images (64 px files, 64 px input), main process and largest child process. The
 input files are generated once into a temporary folder. ``--inputs FOLDER`` predicts over the first ``--images``
 real files of a folder instead (e.g. the ISBI 2015 cephalograms, 1935 x 2400 JPEG), and ``--jpeg-scaling both``
 runs each engine twice, reading JPEG by DCT scaling (the default of new runs) and in full (runs trained before it).
 ``--cached-reads`` adds an arm per engine whose reads are served from memory (the loop without the reader's CPU
-work: what reading costs the network). Prints a table and writes JSON.
+work: what reading costs the network). ``--readers auto,process`` measures every arm, and the peak RSS, with each
+``predict --reader``. Prints a table and writes JSON.
 """
 
 from __future__ import annotations
@@ -84,7 +87,8 @@ def make_images(folder: Path, n: int, size: int, seed: int = 0) -> Path:
 
 def forward_rate(engine, batch: int, size: int, repeats: int) -> float:
     images = torch.rand(batch, 1, size, size)
-    engine.heatmaps(images)  # warm-up
+    for _ in range(3):  # warm-up: one pass left the first estimate of a fresh engine ~40 % low (19 against 31 img/s)
+        engine.heatmaps(images)
     times = []
     for _ in range(repeats):
         t = time.perf_counter()
@@ -102,12 +106,12 @@ def with_jpeg_scaling(run, on: bool):
     return other
 
 
-def end_to_end(run, engine, paths, out: Path, batch: int, workers: int) -> dict:
+def end_to_end(run, engine, paths, out: Path, batch: int, workers: int, reader: str = "auto") -> dict:
     from landmark_afl.inference.predictor import PredictOptions, run_predict
     from landmark_afl.protocols import load_protocol
 
     protocol = load_protocol(run.protocol)
-    options = PredictOptions(batch_size=batch, workers=workers, progress=False)
+    options = PredictOptions(batch_size=batch, workers=workers, reader=reader, progress=False)
     t = time.perf_counter()
     summary = run_predict(paths, out, run, engine, protocol, options)
     wall = time.perf_counter() - t
@@ -115,7 +119,9 @@ def end_to_end(run, engine, paths, out: Path, batch: int, workers: int) -> dict:
     return {"images": len(paths), "loop_s": summary.seconds, "wall_s": wall, "images_per_s": summary.images_per_second}
 
 
-def peak_rss(run_dir: Path, folder: Path, out: Path, batch: int, workers: int, threads: int) -> dict:
+def peak_rss(
+    run_dir: Path, folder: Path, out: Path, batch: int, workers: int, threads: int, reader: str = "auto"
+) -> dict:
     code = (
         "import json, resource, sys\n"
         "from landmark_afl.cli import main\n"
@@ -125,7 +131,7 @@ def peak_rss(run_dir: Path, folder: Path, out: Path, batch: int, workers: int, t
         " 'worker_mb': ru(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}))\n"
     )
     argv = ["predict", str(run_dir), str(folder), "--out", str(out), "--batch-size", str(batch),
-            "--workers", str(workers), "--no-progress"]  # fmt: skip
+            "--workers", str(workers), "--reader", reader, "--no-progress"]  # fmt: skip
     t = time.perf_counter()
     env = {**os.environ, **({"OMP_NUM_THREADS": str(threads)} if threads else {})}
     proc = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, check=True, env=env)
@@ -135,23 +141,24 @@ def peak_rss(run_dir: Path, folder: Path, out: Path, batch: int, workers: int, t
 
 
 @contextlib.contextmanager
-def reads_from_memory(run, paths):
+def reads_from_memory(run, paths, processes: bool = True):
     """``predict``'s reads served from memory: every item is read once before, so that the loop runs without the
-    reading work (the reader's, and the main process's for the first batch); the reader process, the batches'
-    transfer and everything else in the loop stay as they are.
+    reading work (the reader's, and the main process's for the first batch); the reader (thread or processes), the
+    batches' transfer and everything else in the loop stay as they are.
 
-    The reader inherits the patched class by fork, so this needs the fork start method (Linux's default before
-    Python 3.14); the items must be asked for with the settings ``predict``'s defaults give (checked).
+    Reader processes (``processes``) inherit the patched class by fork, so they need the fork start method (Linux's
+    default before Python 3.14); the items must be asked for with the settings ``predict``'s defaults give (checked).
     """
     import multiprocessing
 
     from landmark_afl.inference import stream
     from landmark_afl.protocols import load_protocol
 
-    if multiprocessing.get_start_method() != "fork":
+    if processes and multiprocessing.get_start_method() != "fork":
         raise RuntimeError(
             f"reads from memory need forked reader processes, not {multiprocessing.get_start_method()!r}: "
-            'call multiprocessing.set_start_method("fork") first (Linux), or leave out --cached-reads'
+            'call multiprocessing.set_start_method("fork") first (Linux), leave out --cached-reads, or measure '
+            "--readers thread"
         )
     ds = stream.InferenceSet(paths, load_protocol(run.protocol), run.task.codec.input_size,
                              jpeg_scaling=run.config.jpeg_scaling)  # fmt: skip
@@ -185,8 +192,12 @@ class TimedEngine:
         self.precision = engine.precision
         self.device = getattr(engine, "device", "cpu")
         self.forward_s = self.decode_s = 0.0
+        self.reader_processes = 0  # the most reader processes alive at a forward pass (auto: 0 = the thread read)
 
     def __call__(self, images, valid=None):
+        import multiprocessing
+
+        self.reader_processes = max(self.reader_processes, len(multiprocessing.active_children()))
         t0 = time.perf_counter()
         maps = self.engine.heatmaps(images)
         t1 = time.perf_counter()
@@ -197,9 +208,14 @@ class TimedEngine:
         return out
 
 
-def arm_label(engine: str, jpeg_scaling: bool, reads: str) -> str:
-    """ "torch", "torch, JPEG in full", "onnx, reads from memory", ..."""
-    return engine + ("" if jpeg_scaling else ", JPEG in full") + (", reads from memory" if reads == "memory" else "")
+def arm_label(engine: str, jpeg_scaling: bool, reads: str, reader: str = "auto") -> str:
+    """ "torch", "torch, JPEG in full", "onnx, reads from memory", "torch, process reader", ..."""
+    return (
+        engine
+        + ("" if jpeg_scaling else ", JPEG in full")
+        + (", reads from memory" if reads == "memory" else "")
+        + ("" if reader == "auto" else f", {reader} reader")
+    )
 
 
 def bench_predict(
@@ -219,6 +235,7 @@ def bench_predict(
     jpeg_scaling: tuple[bool, ...] = (True,),
     rounds: int = 1,
     cached_reads: bool = False,
+    readers: tuple[str, ...] = ("auto",),
 ) -> dict:
     """Forward rate, end-to-end predict rate, their ratio and where the rest goes, per engine; peak RSS.
 
@@ -227,6 +244,7 @@ def bench_predict(
     count), the median, min and max ratio and every round. ``cached_reads`` adds, per engine, an arm whose reads
     are served from memory (:func:`reads_from_memory`): the loop without the reading work, so its ratio is the
     bound ``predict``'s own machinery sets, and the gap to the arm reading the files is what reading costs.
+    ``readers`` measures every arm with each of these readers (``predict --reader``).
     """
     if rounds < 1:
         raise ValueError(f"rounds must be 1 or more, got {rounds}")
@@ -250,7 +268,7 @@ def bench_predict(
             "batch_size": batch_size, "workers": workers, "main_threads": torch.get_num_threads(),
             "protocol": run.protocol, "cpu_count": os.cpu_count(), "machine": platform.machine(),
             "torch": torch.__version__, "cuda": torch.cuda.is_available(), "amp": amp, "rounds": rounds,
-            "cached_reads": cached_reads, "malloc": malloc,
+            "cached_reads": cached_reads, "readers": list(readers), "malloc": malloc,
         },
         "engines": {},
     }  # fmt: skip
@@ -261,18 +279,21 @@ def bench_predict(
         else:
             built[name] = OnnxEngine(export_onnx(run, work / "model.onnx"), threads=threads)
     reads = ("files", "memory") if cached_reads else ("files",)
-    arms = [(name, scaling, source) for name in engines for scaling in jpeg_scaling for source in reads]
+    arms = [(n, s, src, rd) for n in engines for s in jpeg_scaling for src in reads for rd in readers]
     measured = {arm: [] for arm in arms}
     for r in range(rounds):  # the arms interleaved round by round: the machine's drift reaches all of them alike
-        for name, scaling, source in arms if r % 2 == 0 else arms[::-1]:  # every other round in reverse order
+        for name, scaling, source, reader in arms if r % 2 == 0 else arms[::-1]:  # every other round reversed
             engine = built[name]
-            label = arm_label(name, scaling, source)
+            label = arm_label(name, scaling, source, reader)
             arm_run = with_jpeg_scaling(run, scaling)
-            serving = reads_from_memory(arm_run, paths) if source == "memory" else contextlib.nullcontext()
+            serving = contextlib.nullcontext()
+            if source == "memory":
+                serving = reads_from_memory(arm_run, paths, processes=reader != "thread")
             with serving:
                 before = forward_rate(engine, batch_size, size, repeats)
                 timed = TimedEngine(engine)
-                e2e = end_to_end(arm_run, timed, paths, work / f"out_{name}_{time.time_ns()}", batch_size, workers)
+                out = work / f"out_{name}_{time.time_ns()}"
+                e2e = end_to_end(arm_run, timed, paths, out, batch_size, workers, reader)
                 after = forward_rate(engine, batch_size, size, repeats)
             fwd = 0.5 * (before + after)  # the machine's drift hits both sides of the predict loop alike
             loop = e2e["loop_s"]
@@ -280,12 +301,12 @@ def bench_predict(
             # ratio = in_loop x share: how fast the network ran inside the loop against alone (what the readers and
             # the machine took from it), and the loop's time spent in it (the rest is predict's own work)
             in_loop, share = len(paths) / timed.forward_s / fwd, timed.forward_s / loop
-            measured[(name, scaling, source)].append({
+            measured[(name, scaling, source, reader)].append({
                 "forward_images_per_s": fwd, "forward_before": before, "forward_after": after, **e2e,
                 "ratio": e2e["images_per_s"] / fwd, "loop_forward_s": timed.forward_s,
                 "loop_decode_s": timed.decode_s, "loop_other_s": other,
                 "loop_forward_images_per_s": len(paths) / timed.forward_s,
-                "network_in_loop": in_loop, "network_share": share,
+                "network_in_loop": in_loop, "network_share": share, "reader_processes": timed.reader_processes,
             })  # fmt: skip
             rate = e2e["images_per_s"]
             if verbose:
@@ -294,12 +315,12 @@ def bench_predict(
                       f"{timed.forward_s:.1f} + decode {timed.decode_s:.2f} + reading wait, rows, fsync "
                       f"{other:.2f}; network in the loop at {in_loop:.3f} of its rate alone, {share:.3f} of the "
                       "loop")  # fmt: skip
-    for (name, scaling, source), runs in measured.items():
-        label = arm_label(name, scaling, source)
+    for (name, scaling, source, reader), runs in measured.items():
+        label = arm_label(name, scaling, source, reader)
         ratios = [m["ratio"] for m in runs]
         middle = sorted(runs, key=lambda m: m["ratio"])[(len(runs) - 1) // 2]  # the median round (lower middle)
         report["engines"][label] = {
-            "precision": built[name].precision, "jpeg_scaling": scaling, "reads": source, **middle,
+            "precision": built[name].precision, "jpeg_scaling": scaling, "reads": source, "reader": reader, **middle,
             "ratio_median": statistics.median(ratios), "ratio_min": min(ratios), "ratio_max": max(ratios),
             "rounds": runs,
         }  # fmt: skip
@@ -311,12 +332,14 @@ def bench_predict(
         report["peak_rss"] = {}
         for n in rss_counts:
             folder = make_images(work / f"images_64_{n}", n, 64)
-            out = work / f"out_rss_{n}_{time.time_ns()}"
-            rss = peak_rss(small_run, folder, out, batch_size, workers, threads)
-            report["peak_rss"][str(n)] = rss
-            if verbose:
-                print(f"peak RSS, {n:5d} images (64 px): main {rss['main_mb']:.0f} MB, largest worker "
-                      f"{rss['worker_mb']:.0f} MB, {rss['wall_s']:.1f} s")  # fmt: skip
+            for reader in readers:  # keys "100", "2000" for auto; "100, thread reader"... for the others
+                out = work / f"out_rss_{n}_{time.time_ns()}"
+                rss = peak_rss(small_run, folder, out, batch_size, workers, threads, reader)
+                key = str(n) + ("" if reader == "auto" else f", {reader} reader")
+                report["peak_rss"][key] = rss
+                if verbose:
+                    print(f"peak RSS, {key} images (64 px): main {rss['main_mb']:.0f} MB, largest worker "
+                          f"{rss['worker_mb']:.0f} MB, {rss['wall_s']:.1f} s")  # fmt: skip
     return report
 
 
@@ -347,6 +370,11 @@ def main() -> None:
         action="store_true",
         help="add an arm per engine whose reads come from memory (the loop without the reader's work)",
     )
+    p.add_argument(
+        "--readers",
+        default="auto",
+        help="comma-separated `predict --reader` values to measure every arm with (auto, thread, process)",
+    )
     p.add_argument("--out", default="bench_predict.json")
     args = p.parse_args()
     if args.threads:
@@ -356,7 +384,7 @@ def main() -> None:
         tuple(e for e in args.engines.split(",") if e), args.amp,
         tuple(int(c) for c in args.rss_counts.split(",") if c), args.work_dir, True, args.inputs,
         {"on": (True,), "off": (False,), "both": (True, False)}[args.jpeg_scaling], args.rounds,
-        args.cached_reads,
+        args.cached_reads, tuple(r for r in args.readers.split(",") if r),
     )  # fmt: skip
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {args.out}")

@@ -51,7 +51,14 @@ def add_parser(sub) -> None:
     p.add_argument("--out", required=True, help="output folder (created; reused to resume)")
     p.add_argument("--protocol", help="contrast protocol name or .yaml path (default: the one the run trained with)")
     p.add_argument("--batch-size", type=int, default=8, help="images per forward pass (default 8)")
-    p.add_argument("--workers", type=int, default=2, help="reader processes (0 = read in the main process; default 2)")
+    p.add_argument("--workers", type=int, default=2,
+                   help="read ahead of the network (0 = read in the main process; otherwise at most this many "
+                   "reader processes, see --reader; default 2)")  # fmt: skip
+    p.add_argument("--reader", choices=("auto", "thread", "process"), default="auto",
+                   help="who reads ahead: thread = one low-priority thread (the least overhead while the network "
+                   "runs on the CPU), process = --workers processes (for reads heavier than the network); auto = "
+                   "processes on CUDA, else the thread unless its first batch took longer to read than the network "
+                   "took over it (default auto)")  # fmt: skip
     p.add_argument("--overlays", action="store_true", help="also write OUT/overlays/*.png with the landmarks drawn")
     p.add_argument(
         "--dicom",
@@ -221,8 +228,8 @@ def run_predict_command(args: argparse.Namespace) -> int:
             engine = TorchEngine(run.task, device, amp=args.amp)
         spacing, spacing_label = _fallback_spacing(args, run)
         options = PredictOptions(
-            batch_size=args.batch_size, workers=args.workers, threshold=args.threshold, overlays=args.overlays,
-            overlay_root=common_root(paths), keep_phi=args.keep_phi, fallback_spacing=spacing,
+            batch_size=args.batch_size, workers=args.workers, reader=args.reader, threshold=args.threshold,
+            overlays=args.overlays, overlay_root=common_root(paths), keep_phi=args.keep_phi, fallback_spacing=spacing,
             spacing_label=spacing_label, dicom=args.dicom, progress=not args.no_progress,
         )  # fmt: skip
         try:

@@ -44,7 +44,9 @@ class PredictOptions:
 
     Attributes:
         batch_size: images per forward pass.
-        workers: DataLoader worker processes reading ahead (0 = read in the main process).
+        workers: read ahead of the network (0 = read in the main process; otherwise at most this many DataLoader
+            worker processes, as ``reader`` says).
+        reader: who reads ahead: "thread", "process" or "auto" (:func:`.stream.stream_batches`).
         threshold: peak response at or above which a landmark is present (None = the run's detect_threshold).
         overlays: also write OUT/overlays/<path under the input root>.png.
         overlay_root: the folder overlay names are taken relative to.
@@ -59,6 +61,7 @@ class PredictOptions:
 
     batch_size: int = 8
     workers: int = 2
+    reader: str = "auto"
     threshold: float | None = None
     overlays: bool = False
     overlay_root: Path | None = None
@@ -67,6 +70,12 @@ class PredictOptions:
     spacing_label: str = "--spacing"
     dicom: bool = False
     progress: bool = True
+
+    def __post_init__(self) -> None:
+        from landmark_afl.inference.stream import READERS
+
+        if self.reader not in READERS:
+            raise ValueError(f"reader must be one of {', '.join(READERS)}, got {self.reader!r}")
 
 
 @dataclass
@@ -257,8 +266,10 @@ def run_predict(
     dataset = InferenceSet(mine, protocol, engine.codec.input_size, options.fallback_spacing, options.keep_phi,
                            run.config.jpeg_scaling)  # fmt: skip
     device_is_cuda = str(getattr(engine, "device", "cpu")).startswith("cuda")
-    # closed on the way out, also when a write fails: the reader processes must not outlive the loop
-    batches = contextlib.closing(stream_batches(dataset, options.batch_size, options.workers, device_is_cuda))
+    # closed on the way out, also when a write fails: the readers must not outlive the loop
+    batches = contextlib.closing(
+        stream_batches(dataset, options.batch_size, options.workers, device_is_cuda, options.reader)
+    )
     writer = OutputWriter(ctx.part_dir(out_dir), header)
     start = time.perf_counter()
     with batches as batches, _Progress(console, options.progress and ctx.is_main, len(mine)) as advance:

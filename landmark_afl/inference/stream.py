@@ -1,17 +1,22 @@
-"""Streaming reads for batch inference: a Dataset that never raises, and a DataLoader with worker processes.
+"""Streaming reads for batch inference: a Dataset that never raises, and readers that read ahead of the network.
 
-Workers read and preprocess (``prepare_image``: read_image -> protocol -> letterbox) while the model runs on the
-previous batch; ``stream_batches``, what ``predict`` iterates, reads the first batch itself while the workers start.
-Only ``batch_size * (workers * prefetch + 1)`` input-sized images exist at any time, so memory stays flat however
+A reader reads and preprocesses (``prepare_image``: read_image -> protocol -> letterbox) while the model runs on the
+previous batch: one low-priority thread of this process, or DataLoader worker processes where reads are heavier
+than the network (``stream_batches``, what ``predict`` iterates, chooses). Only a few batches of input-sized images
+exist at any time (two ahead for the thread, ``workers * prefetch`` for processes), so memory stays flat however
 large the folder. A file that cannot be read gives an error record (type and message) instead of an exception, so
-one bad file never stops the job. Batches keep the order of the path list (the DataLoader returns them in index
-order whatever the number of workers).
+one bad file never stops the job. Batches keep the order of the path list whatever the reader.
 """
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
+import queue
+import sys
+import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
@@ -144,28 +149,160 @@ def make_loader(dataset: InferenceSet, batch_size: int, workers: int, pin_memory
     )
 
 
-def stream_batches(dataset: InferenceSet, batch_size: int, workers: int, pin_memory: bool = False) -> Iterator[dict]:
-    """The batches of ``dataset`` in path order (``collate_records``), read ahead by ``workers`` processes.
+READERS = ("auto", "thread", "process")
 
-    With workers, the first batch is read in this process while the workers start: the model runs on it while they
-    read the second, instead of waiting for a fresh worker's first batch (measured on 2 cores, 256 px, batch 8, 3
-    runs each: 57-88 ms to the first batch, against 75-142 ms for the fork and a fresh worker's first batch). A job
-    of one batch is read here alone (no worker is started). Before the fork the free memory of this process's heaps
-    goes back to the system (``release_free_memory``): the fork then does not make it copy those pages. Close the
-    generator (``contextlib.closing``) when leaving early, so that the workers stop at once.
+
+def _lowest_priority_thread() -> None:
+    """The calling thread (not the process) at the lowest CPU priority, where the OS allows it per thread (Linux)."""
+    if sys.platform.startswith("linux"):  # elsewhere PRIO_PROCESS with a thread id would renice the whole process
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+
+
+class _ReaderThread:
+    """Reads the batches of ``dataset`` in order in one thread, at the lowest priority, at most ``ahead`` batches
+    ahead of the consumer; iterate it for the batches (an exception in the thread is raised here).
+
+    ``hand_over()`` stops it from starting another batch and returns the index the next reader starts from; the batch
+    it is reading still comes. ``close()`` stops it at once (a batch being read is dropped) and waits for it.
     """
-    if workers <= 0:
-        yield from make_loader(dataset, batch_size, workers, pin_memory)
-        return
+
+    _END = object()
+
+    def __init__(self, dataset: InferenceSet, batch_size: int, pin_memory: bool = False, ahead: int = 2) -> None:
+        self._dataset, self._batch_size, self._pin = dataset, batch_size, pin_memory
+        self._queue: queue.Queue = queue.Queue(maxsize=ahead)
+        self._lock = threading.Lock()
+        self._next = 0  # the first index no batch has claimed yet
+        self._handed_over = False
+        self.read_seconds: list[float] = []  # per batch, in order (appended before the batch is queued)
+        self._closed = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="landmark-afl-reader", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        _lowest_priority_thread()
+        try:
+            while True:
+                with self._lock:
+                    if self._handed_over or self._next >= len(self._dataset):
+                        break
+                    start, self._next = self._next, min(self._next + self._batch_size, len(self._dataset))
+                began = time.perf_counter()
+                batch = collate_records([self._dataset[i] for i in range(start, self._next)])
+                if self._pin and batch["images"] is not None:
+                    batch["images"] = batch["images"].pin_memory()
+                self.read_seconds.append(time.perf_counter() - began)
+                if not self._put(batch):
+                    return
+        except BaseException as err:  # noqa: BLE001 - handed to the consumer, which raises it
+            self._put(err)
+            return
+        self._put(self._END)
+
+    def _put(self, item) -> bool:
+        while not self._closed.is_set():  # never blocked for good on a full queue: close() must be able to stop it
+            try:
+                self._queue.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def __iter__(self) -> Iterator[dict]:
+        while (item := self._queue.get()) is not self._END:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    def hand_over(self) -> int:
+        with self._lock:
+            self._handed_over = True
+            return self._next
+
+    def close(self) -> None:
+        self._closed.set()
+        self._thread.join()
+
+
+@contextlib.contextmanager
+def _sequential_opencv() -> Iterator[None]:
+    """OpenCV sequential meanwhile (see ``_worker_init``: its pool's hand-offs cost more than they give here)."""
+    before = cv2.getNumThreads()
+    cv2.setNumThreads(0)
+    try:
+        yield
+    finally:
+        cv2.setNumThreads(before)
+
+
+def _read_by_processes(
+    dataset: InferenceSet, batch_size: int, workers: int, pin_memory: bool, start: int = 0, ready: Sequence = ()
+) -> Iterator[dict]:
+    """The batches of ``dataset[start:]``, read ahead by ``workers`` processes; the ``ready`` ones (already read,
+    ending at ``start``) come first, while the workers start; with none ready, the first batch is read here."""
+    n = len(dataset)
+    here = [] if ready else list(range(start, min(start + batch_size, n)))
+    head = start + len(here)
     rest = None
-    if len(dataset) > batch_size:  # the workers start reading the second batch now
+    if head < n:  # the workers start reading now
         if multiprocessing.get_start_method() == "fork":  # the DataLoader's, which it fixes anyway when it starts
             release_free_memory()  # so that the fork does not make this process copy the pages it kept
-        rest = iter(make_loader(Subset(dataset, range(batch_size, len(dataset))), batch_size, workers, pin_memory))
-    if len(dataset):
-        first = collate_records([dataset[i] for i in range(min(batch_size, len(dataset)))])
+        rest = iter(make_loader(Subset(dataset, range(head, n)), batch_size, workers, pin_memory))
+    if here:
+        first = collate_records([dataset[i] for i in here])
         if pin_memory and first["images"] is not None:
             first["images"] = first["images"].pin_memory()
-        yield first
+        ready = [first]
+    yield from ready
     if rest is not None:
         yield from rest
+
+
+def stream_batches(
+    dataset: InferenceSet, batch_size: int, workers: int, pin_memory: bool = False, reader: str = "auto"
+) -> Iterator[dict]:
+    """The batches of ``dataset`` in path order (``collate_records``), read ahead while the consumer works.
+
+    ``workers`` = 0 reads in this process, and a job of one batch is read here alone. Otherwise ``reader`` says who
+    reads ahead:
+
+    - ``"thread"``: one thread of this process at the lowest priority. No process to start, no memory shared
+      copy-on-write with a process that keeps writing it (a forked reader beside a warm onnxruntime made it copy
+      ~51 000 pages per 192 images), no result to pickle: measured on 2 cores, batch 8, 256 px, reads served from
+      memory, predict at 0.974 (torch) and 0.955 (onnx) of the pure forward rate, against 0.906 and 0.865 with a
+      reader process. But one thread, under the GIL while Python and most decoders run: it cannot read faster than
+      one core, and heavy reads slow the network's dispatch.
+    - ``"process"``: ``workers`` DataLoader processes (``_worker_init``); the first batch is read here while they
+      start (57-88 ms to the first batch against 75-142 ms for a fresh worker's, 2 cores, 256 px, batch 8), and
+      the free memory of this process's heaps goes back to the system before the fork (``release_free_memory``),
+      so that the fork does not make it copy those pages. What scales where reads are heavy and cores are free.
+    - ``"auto"`` (the default): processes when ``pin_memory`` (a CUDA network leaves the CPU to the readers);
+      otherwise the thread, which keeps reading unless the first batch took it longer to read than the consumer
+      took over it: reads heavier than the network, and the rest is read by processes.
+
+    Close the generator (``contextlib.closing``) when leaving early, so that its readers stop at once.
+    """
+    if reader not in READERS:
+        raise ValueError(f"reader must be one of {', '.join(READERS)}, got {reader!r}")
+    if workers <= 0 or len(dataset) <= batch_size:
+        yield from make_loader(dataset, batch_size, 0, pin_memory)
+        return
+    if reader == "process" or (reader == "auto" and pin_memory):
+        yield from _read_by_processes(dataset, batch_size, workers, pin_memory)
+        return
+    with _sequential_opencv():
+        thread = _ReaderThread(dataset, batch_size, pin_memory)
+        try:
+            batches = iter(thread)
+            first = next(batches)
+            handed = time.perf_counter()
+            yield first
+            if reader == "auto" and thread.read_seconds[0] > time.perf_counter() - handed:
+                start = thread.hand_over()
+                ready = list(batches)  # what the thread had read, and the batch it was reading
+                thread.close()  # ended: the fork must not copy a thread that holds a lock
+                yield from _read_by_processes(dataset, batch_size, workers, pin_memory, start, ready)
+                return
+            yield from batches
+        finally:
+            thread.close()

@@ -96,19 +96,22 @@ def test_a_kill_mid_row_is_repaired_and_only_that_image_redone(real, capsys):
     assert (out / "results.csv").read_bytes() == complete
 
 
-def test_order_and_values_do_not_depend_on_workers_or_batch(real):
+def test_order_and_values_do_not_depend_on_workers_reader_or_batch(real):
     root, run, good, _ = real
-    rows = {}
-    for workers, batch in ((0, 1), (2, 4)):
-        out = root / f"out_w{workers}"
-        flags = ["--workers", str(workers), "--batch-size", str(batch), "--no-progress"]
-        main(["predict", str(run), str(root / "in"), "--out", str(out), *flags])
-        rows[workers] = _csv(out / "results.csv")
-    assert [r["path"] for r in rows[0]] == [r["path"] for r in rows[2]]
-    cols = [c for c in rows[0][0] if c.endswith(("_x", "_y"))]
-    a = np.array([[float(r[c]) for c in cols] for r in rows[0]])
-    b = np.array([[float(r[c]) for c in cols] for r in rows[2]])
-    np.testing.assert_allclose(a, b, atol=0.01)
+    rows, codes, errors = {}, set(), set()
+    for workers, batch, reader in ((0, 1, "auto"), (2, 4, "thread"), (2, 4, "process")):
+        out = root / f"out_w{workers}_{reader}"
+        flags = ["--workers", str(workers), "--reader", reader, "--batch-size", str(batch), "--no-progress"]
+        codes.add(main(["predict", str(run), str(root / "in"), "--out", str(out), *flags]))  # 3: the bad files
+        rows[reader] = _csv(out / "results.csv")
+        errors.add((out / "errors.csv").read_bytes())
+    assert len(codes) == 1 and len(errors) == 1  # the same bad files, in the same order, with the same messages
+    cols = [c for c in rows["auto"][0] if c.endswith(("_x", "_y"))]
+    a = np.array([[float(r[c]) for c in cols] for r in rows["auto"]])
+    for reader in ("thread", "process"):
+        assert [r["path"] for r in rows[reader]] == [r["path"] for r in rows["auto"]]
+        b = np.array([[float(r[c]) for c in cols] for r in rows[reader]])
+        np.testing.assert_allclose(a, b, atol=0.01)
 
 
 def test_keep_phi_writes_patient_fields_and_overlays(real):

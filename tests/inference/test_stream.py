@@ -72,13 +72,14 @@ def test_loader_keeps_path_order_and_records_a_bad_file(tmp_path):
     assert sum(b["images"].shape[0] for b in batches if b["images"] is not None) == 4
 
 
+@pytest.mark.parametrize("reader", ["thread", "process", "auto"])
 @pytest.mark.parametrize(("n", "batch", "workers"), [(7, 2, 1), (7, 3, 2), (2, 4, 1), (4, 4, 1), (5, 2, 0)])
-def test_stream_batches_reads_the_first_batch_here_and_keeps_the_batches_of_the_loader(tmp_path, n, batch, workers):
+def test_stream_batches_keep_the_batches_of_the_loader_whatever_the_reader(tmp_path, n, batch, workers, reader):
     paths = _write_pngs(tmp_path, n, 900)
-    (tmp_path / "img_1.png").write_bytes(b"not a png")  # in the first batch, read in this process
+    (tmp_path / "img_1.png").write_bytes(b"not a png")  # in the first batch (read here by the process reader)
     dataset = InferenceSet(paths, load_protocol("high"), (32, 32))
     expected = list(make_loader(dataset, batch_size=batch, workers=0))
-    got = list(stream_batches(dataset, batch_size=batch, workers=workers))
+    got = list(stream_batches(dataset, batch_size=batch, workers=workers, reader=reader))
     assert [[r["index"] for r in b["records"]] for b in got] == [[r["index"] for r in b["records"]] for b in expected]
     assert [r["path"] for b in got for r in b["records"]] == [str(p) for p in paths]
     assert [r["ok"] for b in got for r in b["records"]] == [i != 1 for i in range(n)]
@@ -94,7 +95,8 @@ def test_closing_stream_batches_early_stops_its_reader_processes(tmp_path):
 
     paths = _write_pngs(tmp_path, 12, 500)
     before = set(multiprocessing.active_children())
-    batches = stream_batches(InferenceSet(paths, load_protocol("high"), (32, 32)), batch_size=2, workers=2)
+    dataset = InferenceSet(paths, load_protocol("high"), (32, 32))
+    batches = stream_batches(dataset, batch_size=2, workers=2, reader="process")
     next(batches)  # read here
     next(batches)  # from a worker: the readers are running
     assert set(multiprocessing.active_children()) - before
@@ -117,7 +119,119 @@ def test_free_memory_is_released_before_the_readers_fork(tmp_path, monkeypatch, 
         stream, "release_free_memory", lambda: started.append(set(multiprocessing.active_children()) - before)
     )
     paths = _write_pngs(tmp_path, n, 100)
-    batches = list(stream_batches(InferenceSet(paths, load_protocol("high"), (32, 32)), batch_size=2, workers=workers))
+    dataset = InferenceSet(paths, load_protocol("high"), (32, 32))
+    batches = list(stream_batches(dataset, batch_size=2, workers=workers, reader="process"))
     assert sum(len(b["records"]) for b in batches) == n
     forked = multiprocessing.get_start_method() == "fork"  # forkserver or spawn share no pages: nothing to release
     assert started == ([set()] if released and forked else [])  # a one-batch job or no workers: no fork either
+
+
+class _SlowSet(InferenceSet):
+    """Reads that take ``delay`` seconds each, noting the CPU priority of the thread that made each one."""
+
+    def __init__(self, *args, delay: float = 0.0, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.delay = delay
+        self.priorities: list[int] = []
+
+    def __getitem__(self, index: int) -> dict:
+        import os
+        import threading
+        import time
+
+        time.sleep(self.delay)
+        if sys.platform.startswith("linux"):
+            self.priorities.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+        return super().__getitem__(index)
+
+
+class _BrokenSet(InferenceSet):
+    def __getitem__(self, index: int) -> dict:
+        if index == 3:
+            raise RuntimeError("the reader itself failed")
+        return super().__getitem__(index)
+
+
+def _reader_threads() -> list:
+    import threading
+
+    return [t for t in threading.enumerate() if t.name == "landmark-afl-reader"]
+
+
+def _new_children(before: set) -> set:
+    import multiprocessing
+
+    return set(multiprocessing.active_children()) - before
+
+
+def test_the_thread_reader_runs_at_the_lowest_priority_and_leaves_no_thread_or_opencv_setting_behind(tmp_path):
+    import os
+
+    threads_before = cv2.getNumThreads()
+    dataset = _SlowSet(_write_pngs(tmp_path, 6, 700), load_protocol("high"), (32, 32))
+    batches = list(stream_batches(dataset, batch_size=2, workers=1, reader="thread"))
+    assert [r["index"] for b in batches for r in b["records"]] == list(range(6))
+    if sys.platform.startswith("linux"):  # nice is per thread there; this thread keeps its own
+        assert dataset.priorities == [19] * 6
+        assert os.getpriority(os.PRIO_PROCESS, 0) < 19
+    assert not _reader_threads()
+    assert cv2.getNumThreads() == threads_before
+
+
+def test_closing_the_stream_early_stops_the_reader_thread_waiting_on_a_full_queue(tmp_path):
+    import time
+
+    dataset = InferenceSet(_write_pngs(tmp_path, 20, 300), load_protocol("high"), (32, 32))
+    batches = stream_batches(dataset, batch_size=2, workers=1, reader="thread")
+    next(batches)
+    time.sleep(0.5)  # time to read 2 batches ahead (tiny PNGs) and wait to queue a third
+    assert _reader_threads()
+    batches.close()
+    assert not _reader_threads()
+
+
+def test_an_exception_in_the_reader_thread_is_raised_in_the_consumer(tmp_path):
+    dataset = _BrokenSet(_write_pngs(tmp_path, 6, 300), load_protocol("high"), (32, 32))
+    with pytest.raises(RuntimeError, match="the reader itself failed"):
+        list(stream_batches(dataset, batch_size=2, workers=1, reader="thread"))
+    assert not _reader_threads()
+
+
+def test_auto_keeps_the_thread_while_reads_are_lighter_than_the_consumer(tmp_path):
+    import multiprocessing
+    import time
+
+    before = set(multiprocessing.active_children())
+    dataset = InferenceSet(_write_pngs(tmp_path, 8, 400), load_protocol("high"), (32, 32))
+    indices = []
+    for batch in stream_batches(dataset, batch_size=2, workers=2, reader="auto"):
+        indices += [r["index"] for r in batch["records"]]
+        assert not _new_children(before)  # no reader process, ever
+        time.sleep(0.3)  # a network far slower than reading 2 tiny PNGs
+    assert indices == list(range(8))
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="DataLoader workers are forked on POSIX only")
+def test_auto_hands_over_to_processes_when_reads_are_heavier_than_the_consumer(tmp_path):
+    import multiprocessing
+
+    before = set(multiprocessing.active_children())
+    paths = _write_pngs(tmp_path, 12, 400)
+    dataset = _SlowSet(paths, load_protocol("high"), (32, 32), delay=0.05)
+    expected = list(make_loader(InferenceSet(paths, load_protocol("high"), (32, 32)), batch_size=2, workers=0))
+    got, processes = [], []
+    for batch in stream_batches(dataset, batch_size=2, workers=2, reader="auto"):  # an instant consumer
+        got.append(batch)
+        processes.append(bool(_new_children(before)))
+    assert processes[0] is False and processes[-1] is True  # the thread read the first batch, processes the last
+    assert not _reader_threads()
+    assert [[r["index"] for r in b["records"]] for b in got] == [[r["index"] for r in b["records"]] for b in expected]
+    for a, b in zip(got, expected, strict=True):
+        assert a["images"].equal(b["images"])
+
+
+def test_an_unknown_reader_is_refused():
+    from landmark_afl.inference.predictor import PredictOptions
+
+    with pytest.raises(ValueError, match="reader must be one of auto, thread, process"):
+        PredictOptions(reader="threads")

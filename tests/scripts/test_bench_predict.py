@@ -19,8 +19,9 @@ def rows(out_dir) -> list[dict]:
         return sorted(csv.DictReader(f), key=lambda row: row["path"])
 
 
-def test_reads_from_memory_give_the_predictions_of_the_files(bench, tmp_path):
-    """With the image folder moved away, every read (the reader process's included) must come from the cache."""
+@pytest.mark.parametrize("reader", ["thread", "process"])
+def test_reads_from_memory_give_the_predictions_of_the_files(bench, tmp_path, reader):
+    """With the image folder moved away, every read (the reader's included) must come from the cache."""
     from landmark_afl.inference.engines import TorchEngine
     from landmark_afl.inference.inputs import collect_inputs
     from landmark_afl.inference.stream import InferenceSet
@@ -30,11 +31,11 @@ def test_reads_from_memory_give_the_predictions_of_the_files(bench, tmp_path):
     paths = collect_inputs(bench.make_images(tmp_path / "images", 5, 64))
     engine = TorchEngine(run.task, amp="off")
     original = InferenceSet.__getitem__
-    files = bench.end_to_end(run, engine, paths, tmp_path / "files", 2, 1)
-    with bench.reads_from_memory(run, paths):
+    files = bench.end_to_end(run, engine, paths, tmp_path / "files", 2, 1, reader)
+    with bench.reads_from_memory(run, paths, processes=reader == "process"):
         (tmp_path / "images").rename(tmp_path / "away")
         try:
-            memory = bench.end_to_end(run, engine, paths, tmp_path / "memory", 2, 1)  # asserts no failed image
+            memory = bench.end_to_end(run, engine, paths, tmp_path / "memory", 2, 1, reader)  # asserts none failed
         finally:
             (tmp_path / "away").rename(tmp_path / "images")
     assert InferenceSet.__getitem__ is original
