@@ -55,10 +55,10 @@ def add_parser(sub) -> None:
                    help="read ahead of the network (0 = read in the main process; otherwise at most this many "
                    "reader processes, see --reader; default 2)")  # fmt: skip
     p.add_argument("--reader", choices=("auto", "thread", "process"), default="auto",
-                   help="who reads ahead: thread = one low-priority thread (the least overhead while the network "
-                   "runs on the CPU), process = --workers processes (for reads heavier than the network); auto = "
-                   "processes on CUDA, else the thread unless its first batch took longer to read than the network "
-                   "took over it (default auto)")  # fmt: skip
+                   help="who reads ahead: thread = one thread of this process (low priority on Linux; the least "
+                   "overhead while the network runs on the CPU), process = --workers processes (for reads heavier "
+                   "than the network); auto = processes on CUDA, else the thread unless its first batch took longer "
+                   "to read than predict took over it (forward, decoding, writing) (default auto)")  # fmt: skip
     p.add_argument("--overlays", action="store_true", help="also write OUT/overlays/*.png with the landmarks drawn")
     p.add_argument(
         "--dicom",

@@ -3,9 +3,10 @@
 A reader reads and preprocesses (``prepare_image``: read_image -> protocol -> letterbox) while the model runs on the
 previous batch: one low-priority thread of this process, or DataLoader worker processes where reads are heavier
 than the network (``stream_batches``, what ``predict`` iterates, chooses). Only a few batches of input-sized images
-exist at any time (two ahead for the thread, ``workers * prefetch`` for processes), so memory stays flat however
-large the folder. A file that cannot be read gives an error record (type and message) instead of an exception, so
-one bad file never stops the job. Batches keep the order of the path list whatever the reader.
+exist at any time (up to three ahead for the thread, ``workers * prefetch`` for processes; at a hand-over from the
+thread to processes, both), so memory stays flat however large the folder. A file that cannot be read gives an
+error record (type and message) instead of an exception, so one bad file never stops the job. Batches keep the
+order of the path list whatever the reader.
 """
 
 from __future__ import annotations
@@ -153,17 +154,24 @@ READERS = ("auto", "thread", "process")
 
 
 def _lowest_priority_thread() -> None:
-    """The calling thread (not the process) at the lowest CPU priority, where the OS allows it per thread (Linux)."""
-    if sys.platform.startswith("linux"):  # elsewhere PRIO_PROCESS with a thread id would renice the whole process
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+    """The calling thread (not the process) at the lowest CPU priority, on Linux, where nice is per thread.
+
+    Elsewhere it stays as it is: ``PRIO_PROCESS`` takes a process id there, which a thread id is not. Refused (a
+    sandbox), the thread keeps its priority: this only makes it yield to the network.
+    """
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
 
 
 class _ReaderThread:
-    """Reads the batches of ``dataset`` in order in one thread, at the lowest priority, at most ``ahead`` batches
-    ahead of the consumer; iterate it for the batches (an exception in the thread is raised here).
+    """Reads the batches of ``dataset`` in order in one thread, ``ahead`` batches queued ahead of the consumer (and
+    one more read, waiting for a place); iterate it for the batches (an exception in the thread is raised here).
 
+    The first batch is read at the thread's normal priority (the consumer waits for it: nothing else of the job
+    runs, and its read time is what ``stream_batches`` compares), the rest at the lowest (``_lowest_priority_thread``).
     ``hand_over()`` stops it from starting another batch and returns the index the next reader starts from; the batch
-    it is reading still comes. ``close()`` stops it at once (a batch being read is dropped) and waits for it.
+    it is reading still comes. ``close()`` stops it after the image being read (the batch is dropped) and waits.
     """
 
     _END = object()
@@ -174,13 +182,12 @@ class _ReaderThread:
         self._lock = threading.Lock()
         self._next = 0  # the first index no batch has claimed yet
         self._handed_over = False
-        self.read_seconds: list[float] = []  # per batch, in order (appended before the batch is queued)
+        self.read_seconds: list[float] = []  # wall time per batch, in order (appended before the batch is queued)
         self._closed = threading.Event()
         self._thread = threading.Thread(target=self._run, name="landmark-afl-reader", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
-        _lowest_priority_thread()
         try:
             while True:
                 with self._lock:
@@ -188,12 +195,19 @@ class _ReaderThread:
                         break
                     start, self._next = self._next, min(self._next + self._batch_size, len(self._dataset))
                 began = time.perf_counter()
-                batch = collate_records([self._dataset[i] for i in range(start, self._next)])
+                items = []
+                for i in range(start, self._next):
+                    if self._closed.is_set():
+                        return
+                    items.append(self._dataset[i])
+                batch = collate_records(items)
                 if self._pin and batch["images"] is not None:
                     batch["images"] = batch["images"].pin_memory()
                 self.read_seconds.append(time.perf_counter() - began)
                 if not self._put(batch):
                     return
+                if len(self.read_seconds) == 1:
+                    _lowest_priority_thread()
         except BaseException as err:  # noqa: BLE001 - handed to the consumer, which raises it
             self._put(err)
             return
@@ -209,7 +223,15 @@ class _ReaderThread:
         return False
 
     def __iter__(self) -> Iterator[dict]:
-        while (item := self._queue.get()) is not self._END:
+        while True:
+            try:
+                item = self._queue.get(timeout=0.1)
+            except queue.Empty:
+                if not self._thread.is_alive() and self._queue.empty():  # it always queues an end; a backstop
+                    raise RuntimeError("the reader thread ended before its last batch") from None
+                continue
+            if item is self._END:
+                return
             if isinstance(item, BaseException):
                 raise item
             yield item
@@ -224,15 +246,28 @@ class _ReaderThread:
         self._thread.join()
 
 
+_opencv_lock = threading.Lock()
+_opencv_streams = [0, 0]  # streams reading with OpenCV sequential now, and the setting before the first of them
+
+
 @contextlib.contextmanager
 def _sequential_opencv() -> Iterator[None]:
-    """OpenCV sequential meanwhile (see ``_worker_init``: its pool's hand-offs cost more than they give here)."""
-    before = cv2.getNumThreads()
-    cv2.setNumThreads(0)
+    """OpenCV sequential while any reader thread runs (see ``_worker_init``: its pool's hand-offs cost more than they
+    give at input size); the setting before comes back when the last one ends. The setting is process-wide, so the
+    consumer's own OpenCV work (overlays) is sequential meanwhile; and OpenCV reports 0 (sequential) as 1, so a
+    setting of 0 comes back as 1, which is sequential too."""
+    with _opencv_lock:
+        if _opencv_streams[0] == 0:
+            _opencv_streams[1] = cv2.getNumThreads()
+            cv2.setNumThreads(0)
+        _opencv_streams[0] += 1
     try:
         yield
     finally:
-        cv2.setNumThreads(before)
+        with _opencv_lock:
+            _opencv_streams[0] -= 1
+            if _opencv_streams[0] == 0:
+                cv2.setNumThreads(_opencv_streams[1])
 
 
 def _read_by_processes(
@@ -266,21 +301,24 @@ def stream_batches(
     ``workers`` = 0 reads in this process, and a job of one batch is read here alone. Otherwise ``reader`` says who
     reads ahead:
 
-    - ``"thread"``: one thread of this process at the lowest priority. No process to start, no memory shared
-      copy-on-write with a process that keeps writing it (a forked reader beside a warm onnxruntime made it copy
-      ~51 000 pages per 192 images), no result to pickle: measured on 2 cores, batch 8, 256 px, reads served from
-      memory, predict at 0.974 (torch) and 0.955 (onnx) of the pure forward rate, against 0.906 and 0.865 with a
-      reader process. But one thread, under the GIL while Python and most decoders run: it cannot read faster than
-      one core, and heavy reads slow the network's dispatch.
+    - ``"thread"``: one thread of this process, after the first batch at the lowest priority (on Linux). No process
+      to start, no memory shared copy-on-write with a process that keeps writing it (a forked reader beside a warm
+      onnxruntime made it copy ~51 000 pages per 192 images), no result to pickle: measured on 2 cores, batch 8,
+      256 px, 5 interleaved rounds, predict at 0.900 (torch) and 0.907 (onnx) of the pure forward rate against 0.878
+      and 0.853 with a reader process; 0.974 and 0.937 against 0.912 and 0.855 with the reads served from memory.
+      But one thread, under the GIL while Python and most decoders run: it cannot read faster than one core, and
+      heavy reads slow the network's dispatch.
     - ``"process"``: ``workers`` DataLoader processes (``_worker_init``); the first batch is read here while they
       start (57-88 ms to the first batch against 75-142 ms for a fresh worker's, 2 cores, 256 px, batch 8), and
       the free memory of this process's heaps goes back to the system before the fork (``release_free_memory``),
       so that the fork does not make it copy those pages. What scales where reads are heavy and cores are free.
     - ``"auto"`` (the default): processes when ``pin_memory`` (a CUDA network leaves the CPU to the readers);
-      otherwise the thread, which keeps reading unless the first batch took it longer to read than the consumer
-      took over it: reads heavier than the network, and the rest is read by processes.
+      otherwise the thread, which keeps reading unless the first batch took it longer to read (wall time) than the
+      consumer took over it (the forward pass, decoding and writing): reads heavier than the network, and the rest
+      is read by processes.
 
-    Close the generator (``contextlib.closing``) when leaving early, so that its readers stop at once.
+    Close the generator (``contextlib.closing``) when leaving early, so that its readers stop (the thread after the
+    image it is reading, processes at once).
     """
     if reader not in READERS:
         raise ValueError(f"reader must be one of {', '.join(READERS)}, got {reader!r}")

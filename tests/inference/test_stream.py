@@ -168,25 +168,53 @@ def test_the_thread_reader_runs_at_the_lowest_priority_and_leaves_no_thread_or_o
     import os
 
     threads_before = cv2.getNumThreads()
+    mine = os.getpriority(os.PRIO_PROCESS, 0) if sys.platform.startswith("linux") else None
     dataset = _SlowSet(_write_pngs(tmp_path, 6, 700), load_protocol("high"), (32, 32))
     batches = list(stream_batches(dataset, batch_size=2, workers=1, reader="thread"))
     assert [r["index"] for b in batches for r in b["records"]] == list(range(6))
-    if sys.platform.startswith("linux"):  # nice is per thread there; this thread keeps its own
-        assert dataset.priorities == [19] * 6
-        assert os.getpriority(os.PRIO_PROCESS, 0) < 19
+    if sys.platform.startswith("linux"):  # nice is per thread there: the first batch at this thread's, then 19
+        assert dataset.priorities == [mine] * 2 + [19] * 4
+        assert os.getpriority(os.PRIO_PROCESS, 0) == mine
     assert not _reader_threads()
     assert cv2.getNumThreads() == threads_before
 
 
-def test_closing_the_stream_early_stops_the_reader_thread_waiting_on_a_full_queue(tmp_path):
+def _recording_threads(monkeypatch) -> list:
+    import landmark_afl.inference.stream as stream
+
+    made = []
+    original = stream._ReaderThread.__init__
+
+    def init(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        made.append(self)
+
+    monkeypatch.setattr(stream._ReaderThread, "__init__", init)
+    return made
+
+
+def _close_within(batches, seconds: float) -> bool:
+    """Close the generator from another thread; whether it returned within ``seconds`` (a hang fails, not hangs)."""
+    import threading
+
+    closer = threading.Thread(target=batches.close, daemon=True)
+    closer.start()
+    closer.join(seconds)
+    return not closer.is_alive()
+
+
+def test_closing_the_stream_early_stops_the_reader_thread_waiting_on_a_full_queue(tmp_path, monkeypatch):
     import time
 
+    made = _recording_threads(monkeypatch)
     dataset = InferenceSet(_write_pngs(tmp_path, 20, 300), load_protocol("high"), (32, 32))
     batches = stream_batches(dataset, batch_size=2, workers=1, reader="thread")
     next(batches)
-    time.sleep(0.5)  # time to read 2 batches ahead (tiny PNGs) and wait to queue a third
-    assert _reader_threads()
-    batches.close()
+    deadline = time.monotonic() + 60
+    while not made[0]._queue.full() and time.monotonic() < deadline:  # it reads ahead until it waits to queue
+        time.sleep(0.05)
+    assert made[0]._queue.full() and _reader_threads()
+    assert _close_within(batches, 10)
     assert not _reader_threads()
 
 
@@ -197,18 +225,35 @@ def test_an_exception_in_the_reader_thread_is_raised_in_the_consumer(tmp_path):
     assert not _reader_threads()
 
 
+def test_a_reader_thread_that_cannot_lower_its_priority_still_reads(tmp_path, monkeypatch):
+    import os
+
+    def refuse(*args):
+        raise PermissionError("setpriority refused by the sandbox")
+
+    monkeypatch.setattr(os, "setpriority", refuse)
+    dataset = InferenceSet(_write_pngs(tmp_path, 6, 300), load_protocol("high"), (32, 32))
+    batches = list(stream_batches(dataset, batch_size=2, workers=1, reader="thread"))
+    assert [r["index"] for b in batches for r in b["records"]] == list(range(6))
+
+
 def test_auto_keeps_the_thread_while_reads_are_lighter_than_the_consumer(tmp_path):
     import multiprocessing
     import time
 
     before = set(multiprocessing.active_children())
     dataset = InferenceSet(_write_pngs(tmp_path, 8, 400), load_protocol("high"), (32, 32))
+    dataset[0]  # the one-off costs of a first read (imports, tables) are the same for every reader
     indices = []
     for batch in stream_batches(dataset, batch_size=2, workers=2, reader="auto"):
         indices += [r["index"] for r in batch["records"]]
         assert not _new_children(before)  # no reader process, ever
-        time.sleep(0.3)  # a network far slower than reading 2 tiny PNGs
+        time.sleep(0.5)  # a network far slower than reading 2 tiny PNGs (~3 ms)
     assert indices == list(range(8))
+
+
+def _expected_batches(paths, batch: int) -> list:
+    return list(make_loader(InferenceSet(paths, load_protocol("high"), (32, 32)), batch_size=batch, workers=0))
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="DataLoader workers are forked on POSIX only")
@@ -218,7 +263,7 @@ def test_auto_hands_over_to_processes_when_reads_are_heavier_than_the_consumer(t
     before = set(multiprocessing.active_children())
     paths = _write_pngs(tmp_path, 12, 400)
     dataset = _SlowSet(paths, load_protocol("high"), (32, 32), delay=0.05)
-    expected = list(make_loader(InferenceSet(paths, load_protocol("high"), (32, 32)), batch_size=2, workers=0))
+    expected = _expected_batches(paths, 2)
     got, processes = [], []
     for batch in stream_batches(dataset, batch_size=2, workers=2, reader="auto"):  # an instant consumer
         got.append(batch)
@@ -228,6 +273,27 @@ def test_auto_hands_over_to_processes_when_reads_are_heavier_than_the_consumer(t
     assert [[r["index"] for r in b["records"]] for b in got] == [[r["index"] for r in b["records"]] for b in expected]
     for a, b in zip(got, expected, strict=True):
         assert a["images"].equal(b["images"])
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="DataLoader workers are forked on POSIX only")
+@pytest.mark.parametrize("taken", [2, 5])  # in the batches the thread had ready, and from the processes
+def test_closing_early_after_the_hand_over_stops_every_reader(tmp_path, taken):
+    import multiprocessing
+    import time
+
+    before = set(multiprocessing.active_children())
+    threads_before = cv2.getNumThreads()
+    dataset = _SlowSet(_write_pngs(tmp_path, 16, 400), load_protocol("high"), (32, 32), delay=0.05)
+    batches = stream_batches(dataset, batch_size=2, workers=2, reader="auto")
+    for _ in range(taken):
+        next(batches)
+    assert _close_within(batches, 30)
+    assert not _reader_threads()
+    deadline = time.monotonic() + 30
+    while _new_children(before) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _new_children(before)
+    assert cv2.getNumThreads() == threads_before
 
 
 def test_an_unknown_reader_is_refused():
