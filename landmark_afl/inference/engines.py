@@ -82,7 +82,7 @@ class OnnxEngine:
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads
-        # idle intra-op threads sleep instead of spinning, leaving the cycles to the reader processes (as
+        # idle intra-op threads sleep instead of spinning, leaving the cycles to the reader (thread or processes; as
         # OMP_WAIT_POLICY=PASSIVE does for torch in ``predict``)
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         providers = ["CPUExecutionProvider"]
