@@ -72,10 +72,9 @@ class PredictOptions:
     progress: bool = True
 
     def __post_init__(self) -> None:
-        from landmark_afl.inference.stream import READERS
+        from landmark_afl.inference.stream import check_reader
 
-        if self.reader not in READERS:
-            raise ValueError(f"reader must be one of {', '.join(READERS)}, got {self.reader!r}")
+        check_reader(self.reader)
 
 
 @dataclass

@@ -153,6 +153,12 @@ def make_loader(dataset: InferenceSet, batch_size: int, workers: int, pin_memory
 READERS = ("auto", "thread", "process")
 
 
+def check_reader(reader: str) -> None:
+    """Raise ValueError unless ``reader`` is one of :data:`READERS`."""
+    if reader not in READERS:
+        raise ValueError(f"reader must be one of {', '.join(READERS)}, got {reader!r}")
+
+
 def _lowest_priority_thread() -> None:
     """The calling thread (not the process) at the lowest CPU priority, on Linux, where nice is per thread.
 
@@ -320,8 +326,7 @@ def stream_batches(
     Close the generator (``contextlib.closing``) when leaving early, so that its readers stop (the thread after the
     image it is reading, processes at once).
     """
-    if reader not in READERS:
-        raise ValueError(f"reader must be one of {', '.join(READERS)}, got {reader!r}")
+    check_reader(reader)
     if workers <= 0 or len(dataset) <= batch_size:
         yield from make_loader(dataset, batch_size, 0, pin_memory)
         return
