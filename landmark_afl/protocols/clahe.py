@@ -27,15 +27,22 @@ def tile_tables(x: np.ndarray, clip_limit: float, ny: int, nx: int, bins: int) -
     h, w = x.shape
     ye = np.linspace(0, h, ny + 1).round().astype(int)
     xe = np.linspace(0, w, nx + 1).round().astype(int)
-    # Bin index of every pixel (round to the nearest bin centre); calcHist on uint16 views is 3x faster than on float.
+    # One histogram of (tile, bin) pairs instead of one per tile: each pixel's bin index (rounded to the nearest bin
+    # centre) plus its tile's offset ``(ty * nx + tx) * bins``, counted in one pass (the same counts: 0.10 instead
+    # of 0.25 ms for 64 tiles at 256 px). calcHist on uint16 while the pairs fit in 16 bits, else bincount.
+    n = ny * nx * bins
+    dtype = np.uint16 if n <= 1 << 16 else np.intp
     scaled = x * np.float32(bins - 1)
     scaled += np.float32(0.5)
-    index = scaled.astype(np.uint16)
-    hist = np.empty((ny, nx, bins), np.float64)
-    for ty in range(ny):
-        for tx in range(nx):
-            tile = index[ye[ty] : ye[ty + 1], xe[tx] : xe[tx + 1]]
-            hist[ty, tx] = cv2.calcHist([tile], [0], None, [bins], [0, bins]).reshape(-1)
+    np.clip(scaled, 0.0, np.float32(bins - 0.5), out=scaled)  # a value outside [0, 1] stays in its own tile's bins
+    index = scaled.astype(dtype)
+    index += np.repeat(np.arange(ny, dtype=dtype) * dtype(nx * bins), np.diff(ye))[:, None]
+    index += np.repeat(np.arange(nx, dtype=dtype) * dtype(bins), np.diff(xe))[None, :]
+    if dtype is np.uint16:
+        counts = cv2.calcHist([index], [0], None, [n], [0, n])
+    else:
+        counts = np.bincount(index.ravel(), minlength=n)
+    hist = counts.reshape(ny, nx, bins).astype(np.float64)
     # Clip, spread and accumulate every tile at once (the same arithmetic, tile by tile, as a loop would do it:
     # 0.45 instead of 0.9 ms at 256 px).
     area = (np.diff(ye)[:, None] * np.diff(xe)[None, :]).astype(np.float64)[..., None]  # [ny, nx, 1]

@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 from landmark_afl.protocols.clahe import clahe_float
+from landmark_afl.protocols.percentile import percentiles
 
 # Percentiles are computed on a regular subsample of at most about this many pixels (every k-th row and column):
 # 3 ms instead of 27 ms on a 2400 x 1935 image; the window edges move by well under 1 % of the range.
@@ -63,7 +64,7 @@ def _percentiles(x: np.ndarray, lo: float, hi: float) -> tuple[float, float]:
     """Percentiles ``lo`` and ``hi`` of ``x`` on a deterministic grid subsample (see PERCENTILE_SAMPLE_PIXELS)."""
     stride = max(1, int(math.sqrt(x.size / PERCENTILE_SAMPLE_PIXELS)))
     sample = x[::stride, ::stride]
-    p_lo, p_hi = np.percentile(sample, [lo, hi])
+    p_lo, p_hi = percentiles(sample, [lo, hi])  # np.percentile's values, the tails sorted alone (10x faster)
     if p_hi <= p_lo:  # e.g. 99 % of the image is background: fall back to the full range
         p_lo, p_hi = float(x.min()), float(x.max())
     return float(p_lo), float(p_hi)

@@ -143,13 +143,16 @@ def _tile_tables_one_by_one(x, clip_limit, ny, nx, bins):
 
 @pytest.mark.parametrize("shape", [(256, 256), (301, 217), (7, 5), (64, 3), (1200, 960)])
 @pytest.mark.parametrize("clip", [1.0, 1.5, 3.0])
-def test_clahe_tile_tables_equal_the_tile_by_tile_definition(shape, clip):
-    """All tiles clipped and accumulated at once give the same bits as one tile at a time (odd tile sizes too)."""
+@pytest.mark.parametrize(("grid", "bins"), [(8, 256), (3, 16), (16, 4096)])  # (16, 4096): over 65 536 pairs
+def test_clahe_tile_tables_equal_the_tile_by_tile_definition(shape, clip, grid, bins):
+    """One histogram of (tile, bin) pairs, clipped and accumulated at once, gives the same bits as one tile at a
+    time (odd tile sizes too, the values 0 and 1 included)."""
     rng = np.random.default_rng(shape[0] * 7 + shape[1])
     x = ndimage.gaussian_filter(rng.random(shape), 2).astype(np.float32)
     x = (x - x.min()) / np.ptp(x)
-    ny, nx = min(8, shape[0]), min(8, shape[1])
-    np.testing.assert_array_equal(tile_tables(x, clip, ny, nx, 256), _tile_tables_one_by_one(x, clip, ny, nx, 256))
+    ny, nx = min(grid, shape[0]), min(grid, shape[1])
+    expected = _tile_tables_one_by_one(x, clip, ny, nx, bins)
+    np.testing.assert_array_equal(tile_tables(x, clip, ny, nx, bins), expected)
 
 
 def test_clahe_keeps_12bit_precision():
