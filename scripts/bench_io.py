@@ -1,6 +1,8 @@
 # Run: OMP_NUM_THREADS=1 python scripts/bench_io.py --repeat 7 --out bench_io.json
 """Read time (median of N) of large real X-ray files, read + the "high" contrast protocol, and the full
-``prepare_image`` step (read -> protocol -> letterbox) at a network input size.
+``prepare_image`` step (read -> protocol -> letterbox) at a network input size, and where the protocol's time goes
+(each step's median on the image the steps before it made). Freed memory is kept for the next call, as ``train`` and
+``predict`` keep it (:func:`landmark_afl.engine.memory.retain_freed_memory`), unless LANDMARK_AFL_MALLOC=default.
 
 Files: NEMA WG04 RG3 (CR, 1760 x 1760, 10-bit, MONOCHROME1) uncompressed, JPEG 2000 lossless (decoded in full, and
 at the resolution level that covers a 512 x 512 and the default input: ``read_image(path, target_size=...)``),
@@ -70,6 +72,21 @@ def _load_protocol():
         return None, f"protocol 'high' not available: {type(err).__name__}: {err}"
 
 
+def step_times(protocol, image, meta, repeat: int) -> dict[str, float]:
+    """Median ms of each step of ``protocol`` on ``image``, each on a copy of what the steps before it gave."""
+    import numpy as np
+
+    x = np.array(image, dtype=np.float32, copy=True)
+    times = {}
+    for number, step in enumerate(protocol.steps, start=1):
+        params = dict(step.params)
+        times[f"{number} {step.name}"] = round(
+            _median_ms(lambda s=step, x=x, k=params: s.spec.func(x.copy(), meta, **k), repeat), 2
+        )
+        x = step.spec.func(x.copy(), meta, **params)
+    return times
+
+
 def default_input_size() -> tuple[int, int]:
     """The landmark recipe's default network input (H, W); (256, 256) when the recipe cannot be imported."""
     try:
@@ -90,11 +107,15 @@ def bench_read(repeat: int = 7, data: Path | str | None = None, cases=CASES) -> 
 
     Returns:
         JSON-ready dict: environment fields and ``rows``, each with ``read_ms``, ``read_protocol_high_ms`` (when the
-        protocol loads), ``prepare_ms`` (read -> protocol -> letterbox at the target, or at the default input size
-        for full decodes), ``shape`` (decoded), ``decode_scale``, ``decoder``; or ``skipped`` with the reason.
+        protocol loads), ``steps_ms`` (each step of it), ``prepare_ms`` (read -> protocol -> letterbox at the target,
+        or at the default input size for full decodes), ``shape`` (decoded), ``decode_scale``, ``decoder``; or
+        ``skipped`` with the reason.
     """
     from landmark_afl.data.letterbox import letterbox
     from landmark_afl.data.training import prepare_image
+    from landmark_afl.engine.memory import retain_freed_memory
+
+    malloc = retain_freed_memory()
 
     data = Path(data) if data is not None else DATA
     protocol, protocol_note = _load_protocol()
@@ -121,6 +142,7 @@ def bench_read(repeat: int = 7, data: Path | str | None = None, cases=CASES) -> 
             row["read_protocol_high_ms"] = round(
                 _median_ms(lambda p=path, t=target: protocol(*read_image(p, target_size=t)), repeat), 1
             )
+            row["steps_ms"] = step_times(protocol, image, meta, repeat)
             size = target or default
             if target is None:  # the pipeline as it was: full decode, protocol, letterbox
                 row["prepare_ms"] = round(
@@ -138,6 +160,7 @@ def bench_read(repeat: int = 7, data: Path | str | None = None, cases=CASES) -> 
         "cpu_count": os.cpu_count(),
         "default_input_size": list(default),
         "protocol_note": protocol_note,
+        "malloc": malloc,
         "rows": rows,
     }
 
@@ -158,6 +181,9 @@ def print_table(result: dict[str, Any]) -> None:
             f"{row['name']:<18} {shape:<10} {row['decode_scale']:>2} {row['decoder']:<33} {row['read_ms']:>8} "
             f"{row.get('read_protocol_high_ms', 'n/a'):>9} {prepare:>11}"
         )
+    for row in result["rows"]:
+        if row.get("steps_ms"):
+            print(f"{row['name']:<18} protocol steps ms: " + ", ".join(f"{k} {v}" for k, v in row["steps_ms"].items()))
     if result["protocol_note"]:
         print(f"note: {result['protocol_note']}")
 
