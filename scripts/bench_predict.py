@@ -14,8 +14,8 @@ a ready [B, 1, S, S] tensor (median of repeats); end-to-end = images / seconds o
 reading + preprocessing, forward, decode, CSV/JSONL rows and fsync), over the same batch size, with
 OMP_WAIT_POLICY=PASSIVE as ``landmark-afl predict`` sets it (unless already set) and freed memory kept as it keeps it
 (``engine.memory``; ``LANDMARK_AFL_MALLOC=default`` measures glibc's own policy). Peak RSS: the predict
-command in a subprocess over 100 and 2000 images (64 px files, 64 px input), main process and largest child process. The
-input files are generated once into a temporary folder. ``--inputs FOLDER`` predicts over the first ``--images``
+command in a subprocess over 100 and 2000 images (64 px files, 64 px input), main process and largest child process.
+The input files are generated once into a temporary folder. ``--inputs FOLDER`` predicts over the first ``--images``
 real files of a folder instead (e.g. the ISBI 2015 cephalograms, 1935 x 2400 JPEG), and ``--jpeg-scaling both``
 runs each engine twice, reading JPEG by DCT scaling (the default of new runs) and in full (runs trained before it).
 ``--cached-reads`` adds an arm per engine whose reads are served from memory (the loop without the reader's CPU

@@ -64,33 +64,17 @@ def select(x: np.ndarray, positions: np.ndarray) -> np.ndarray:
     positions = np.asarray(positions, np.intp)
     out = np.empty(len(positions), x.dtype)
     tail = max(1, int(n * TAIL_FRACTION))
-    low, high = positions < tail, positions >= n - tail
-    middle = ~(low | high)
-    coarse = None
-    if (low | high).any() and n > 4 * COARSE_PIXELS:
+    done = np.zeros(len(positions), bool)
+    if n > 4 * COARSE_PIXELS:
         step = max(1, int(math.sqrt(n / COARSE_PIXELS))) if x.ndim == 2 else max(1, n // COARSE_PIXELS)
-        grid = x[::step, ::step] if x.ndim == 2 else x.reshape(-1)[::step]
-        coarse = np.sort(grid, axis=None)
-    if coarse is not None and low.any():
-        needed = int(positions[low].max()) + 1  # the smallest `needed` values hold every position asked for
-        got = _from_tail(x, positions[low], needed, coarse, smallest=True)
-        if got is None:
-            middle |= low
-        else:
-            out[low] = got
-    else:
-        middle |= low
-    if coarse is not None and high.any():
-        needed = n - int(positions[high].min())
-        got = _from_tail(x, positions[high], needed, coarse, smallest=False)
-        if got is None:
-            middle |= high
-        else:
-            out[high] = got
-    else:
-        middle |= high
-    if middle.any():
-        out[middle] = _partition_all(x, positions[middle])
+        coarse = np.sort(x[::step, ::step] if x.ndim == 2 else x.reshape(-1)[::step], axis=None)
+        for side, smallest in ((positions < tail, True), (positions >= n - tail, False)):
+            got = _from_tail(x, positions[side], coarse, smallest=smallest) if side.any() else None
+            if got is not None:
+                out[side] = got
+                done |= side
+    if not done.all():
+        out[~done] = _partition_all(x, positions[~done])
     return out
 
 
@@ -101,10 +85,12 @@ def _partition_all(x: np.ndarray, positions: np.ndarray) -> np.ndarray:
     return flat[positions]
 
 
-def _from_tail(x, positions, needed, coarse, smallest):
-    """The values at ``positions`` from the pixels beyond a threshold that holds the ``needed`` extreme ones, or
-    None when the threshold from the coarse grid holds fewer (the caller partitions everything)."""
+def _from_tail(x, positions, coarse, smallest):
+    """The values at ``positions`` (all near one end) from the pixels beyond a threshold on the sorted ``coarse``
+    grid, or None when the threshold holds fewer pixels than those positions need (the caller partitions all)."""
     n, m = x.size, coarse.size
+    # the smallest (or largest) `needed` values hold every position asked for
+    needed = int(positions.max()) + 1 if smallest else n - int(positions.min())
     j = min(m - 1, int(math.ceil(needed / n * m * COARSE_MARGIN)) + 4)
     if smallest:
         part = x[x <= coarse[j]]
