@@ -5,7 +5,8 @@
    one process (FPN resnet18 + AFL, 19 maps, 320 x 256), and what ``amp=auto`` picks on this CPU;
 2. AFL (scripts/bench_afl.py): the AFL / plain training-step ratio at 256 px, interleaved (plus the old extractor);
 3. predict (scripts/bench_predict.py): end-to-end ``predict`` against the engine's pure forward rate, per engine
-   (``--rounds`` of each, interleaved; the median round);
+   (``--rounds`` of each, interleaved; the median round), against passes seconds before and after the loop and
+   against every batch run again alone inside it (``paired``, the figure a shared machine moves least);
 4. reading (scripts/bench_io.py): read + protocol ms for RG3_UNC, RG3_J2KR (full and at 512) and an ISBI image.
 
 Each part runs in its own subprocess, so its peak RSS is its own and one part's allocations do not slow the next;
@@ -33,7 +34,7 @@ PARTS = {
     "predict": (
         "from bench_predict import bench_predict as f; "
         "r = f(size=256, images={images}, batch_size=8, workers=1, engines=('torch', 'onnx'), rss_counts=(), "
-        "verbose=False, rounds={rounds})"
+        "verbose=False, rounds={rounds}, paired=True)"
     ),
     "read": "from bench_io import bench_read as f; r = f(repeat={repeat})",
 }
@@ -102,6 +103,10 @@ def summary(result: dict) -> list[str]:
             spread = f", median of {len(e['rounds'])} rounds, {e['ratio_min']:.3f}-{e['ratio_max']:.3f}"
         rows.append(f"| predict / forward, {name} ({e['precision']}), batch 8, 256 px | {e['ratio_median']:.3f} "
                     f"({e['images_per_s']:.1f} / {e['forward_images_per_s']:.1f} img/s{spread}) |")  # fmt: skip
+        if "ratio_paired_median" in e:
+            low, high = e["ratio_paired_min"], e["ratio_paired_max"]
+            rows.append(f"| predict / forward, {name}, every batch paired with a pass alone | "
+                        f"{e['ratio_paired_median']:.3f} ({low:.3f}-{high:.3f}) |")  # fmt: skip
     for row in rd.get("rows", []):
         if "skipped" in row:
             rows.append(f"| read {row['name']} | skipped: {row['skipped']} |")

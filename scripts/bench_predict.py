@@ -183,10 +183,21 @@ def reads_from_memory(run, paths, processes: bool = True):
 
 
 class TimedEngine:
-    """An engine wrapper that adds up the time of the forward pass and of the decoding inside the predict loop."""
+    """An engine wrapper that adds up the time of the forward pass and of the decoding inside the predict loop.
 
-    def __init__(self, engine) -> None:
+    With ``paired`` every batch is run a second time right after its decoding, timed apart (``alone_s``) and
+    discarded: the forward rate alone on the very batches of the loop, measured within a second of each of them.
+    The readers are then waiting (they refill a queue of several batches in a few per cent of a forward pass, and
+    the rows are written after the call), so the second pass runs alone, and the loop without it is
+    ``loop_s - alone_s``: ``alone_s / (loop_s - alone_s)`` is the ratio with the machine's drift paired batch by
+    batch instead of estimated from passes seconds before and after the loop. (With ``predict --reader auto`` the
+    thread's hand-over to processes then weighs the first batch's read against twice its forward pass.)
+    """
+
+    def __init__(self, engine, paired: bool = False) -> None:
         self.engine = engine
+        self.paired = paired
+        self.alone_s = 0.0
         self.codec = engine.codec
         self.name = engine.name
         self.precision = engine.precision
@@ -203,8 +214,12 @@ class TimedEngine:
         t1 = time.perf_counter()
         xy, peaks = self.codec.decode(maps, valid)
         out = xy.cpu().numpy().astype(np.float64), peaks.cpu().numpy().astype(np.float64)
+        t2 = time.perf_counter()
         self.forward_s += t1 - t0
-        self.decode_s += time.perf_counter() - t1
+        self.decode_s += t2 - t1
+        if self.paired:
+            self.engine.heatmaps(images)
+            self.alone_s += time.perf_counter() - t2
         return out
 
 
@@ -236,6 +251,7 @@ def bench_predict(
     rounds: int = 1,
     cached_reads: bool = False,
     readers: tuple[str, ...] = ("auto",),
+    paired: bool = False,
 ) -> dict:
     """Forward rate, end-to-end predict rate, their ratio and where the rest goes, per engine; peak RSS.
 
@@ -244,7 +260,9 @@ def bench_predict(
     count), the median, min and max ratio and every round. ``cached_reads`` adds, per engine, an arm whose reads
     are served from memory (:func:`reads_from_memory`): the loop without the reading work, so its ratio is the
     bound ``predict``'s own machinery sets, and the gap to the arm reading the files is what reading costs.
-    ``readers`` measures every arm with each of these readers (``predict --reader``).
+    ``readers`` measures every arm with each of these readers (``predict --reader``). ``paired`` adds the ratio
+    against every batch run again alone inside the loop (:class:`TimedEngine`; ``ratio_paired``, with its median,
+    min and max over the rounds): the figure a noisy machine cannot move as much.
     """
     if rounds < 1:
         raise ValueError(f"rounds must be 1 or more, got {rounds}")
@@ -268,7 +286,7 @@ def bench_predict(
             "batch_size": batch_size, "workers": workers, "main_threads": torch.get_num_threads(),
             "protocol": run.protocol, "cpu_count": os.cpu_count(), "machine": platform.machine(),
             "torch": torch.__version__, "cuda": torch.cuda.is_available(), "amp": amp, "rounds": rounds,
-            "cached_reads": cached_reads, "readers": list(readers), "malloc": malloc,
+            "cached_reads": cached_reads, "readers": list(readers), "paired": paired, "malloc": malloc,
         },
         "engines": {},
     }  # fmt: skip
@@ -291,12 +309,13 @@ def bench_predict(
                 serving = reads_from_memory(arm_run, paths, processes=reader != "thread")
             with serving:
                 before = forward_rate(engine, batch_size, size, repeats)
-                timed = TimedEngine(engine)
+                timed = TimedEngine(engine, paired)
                 out = work / f"out_{name}_{time.time_ns()}"
                 e2e = end_to_end(arm_run, timed, paths, out, batch_size, workers, reader)
                 after = forward_rate(engine, batch_size, size, repeats)
             fwd = 0.5 * (before + after)  # the machine's drift hits both sides of the predict loop alike
-            loop = e2e["loop_s"]
+            loop = e2e["loop_s"] - timed.alone_s  # the loop without the paired passes (0 s unless paired)
+            e2e["images_per_s"] = len(paths) / loop
             other = loop - timed.forward_s - timed.decode_s
             # ratio = in_loop x share: how fast the network ran inside the loop against alone (what the readers and
             # the machine took from it), and the loop's time spent in it (the rest is predict's own work)
@@ -307,6 +326,9 @@ def bench_predict(
                 "loop_decode_s": timed.decode_s, "loop_other_s": other,
                 "loop_forward_images_per_s": len(paths) / timed.forward_s,
                 "network_in_loop": in_loop, "network_share": share, "reader_processes": timed.reader_processes,
+                **({"loop_with_paired_s": e2e["loop_s"], "loop_s": loop, "alone_s": timed.alone_s,
+                    "alone_images_per_s": len(paths) / timed.alone_s, "ratio_paired": timed.alone_s / loop}
+                   if paired else {}),
             })  # fmt: skip
             rate = e2e["images_per_s"]
             if verbose:
@@ -314,7 +336,8 @@ def bench_predict(
                       f"end-to-end {rate:7.1f} img/s   ratio {rate / fwd:.3f}   loop {loop:.1f} s = forward "
                       f"{timed.forward_s:.1f} + decode {timed.decode_s:.2f} + reading wait, rows, fsync "
                       f"{other:.2f}; network in the loop at {in_loop:.3f} of its rate alone, {share:.3f} of the "
-                      "loop")  # fmt: skip
+                      "loop" + (f"; paired: alone {len(paths) / timed.alone_s:.1f} img/s, ratio "
+                                f"{timed.alone_s / loop:.3f}" if paired else ""))  # fmt: skip
     for (name, scaling, source, reader), runs in measured.items():
         label = arm_label(name, scaling, source, reader)
         ratios = [m["ratio"] for m in runs]
@@ -324,9 +347,15 @@ def bench_predict(
             "ratio_median": statistics.median(ratios), "ratio_min": min(ratios), "ratio_max": max(ratios),
             "rounds": runs,
         }  # fmt: skip
+        if paired:
+            pairs = [m["ratio_paired"] for m in runs]
+            report["engines"][label].update(
+                ratio_paired_median=statistics.median(pairs), ratio_paired_min=min(pairs), ratio_paired_max=max(pairs)
+            )
         if verbose and rounds > 1:
             print(f"{label:5s}  ratio median {statistics.median(ratios):.3f}  (rounds: "
-                  f"{', '.join(f'{x:.3f}' for x in ratios)})")  # fmt: skip
+                  f"{', '.join(f'{x:.3f}' for x in ratios)})" + (f"; paired median {statistics.median(pairs):.3f} "
+                  f"(rounds: {', '.join(f'{x:.3f}' for x in pairs)})" if paired else ""))  # fmt: skip
     if rss_counts:
         small_run = make_run(work / f"run_{encoder}_64", 64, encoder)
         report["peak_rss"] = {}
@@ -375,6 +404,11 @@ def main() -> None:
         default="auto",
         help="comma-separated `predict --reader` values to measure every arm with (auto, thread, process)",
     )
+    p.add_argument(
+        "--paired",
+        action="store_true",
+        help="also run every batch again alone inside the loop: the ratio against the forward rate of those passes",
+    )
     p.add_argument("--out", default="bench_predict.json")
     args = p.parse_args()
     if args.threads:
@@ -384,7 +418,7 @@ def main() -> None:
         tuple(e for e in args.engines.split(",") if e), args.amp,
         tuple(int(c) for c in args.rss_counts.split(",") if c), args.work_dir, True, args.inputs,
         {"on": (True,), "off": (False,), "both": (True, False)}[args.jpeg_scaling], args.rounds,
-        args.cached_reads, tuple(r for r in args.readers.split(",") if r),
+        args.cached_reads, tuple(r for r in args.readers.split(",") if r), args.paired,
     )  # fmt: skip
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {args.out}")

@@ -56,3 +56,48 @@ def test_reads_from_memory_are_undone_after_an_error_and_refuse_other_settings(b
         with bench.reads_from_memory(run, paths):
             InferenceSet(paths, load_protocol(run.protocol), (32, 32))[0]
     assert InferenceSet.__getitem__ is original
+
+
+class CountingEngine:
+    """An engine whose passes are counted and numbered (the maps hold the pass number)."""
+
+    def __init__(self) -> None:
+        import torch
+
+        from landmark_afl.codecs.gaussian_heatmap import GaussianHeatmapCodec
+
+        self.codec = GaussianHeatmapCodec((8, 8), sigma=1.0)
+        self.name, self.precision, self.passes = "counting", "fp32", 0
+        self._torch = torch
+
+    def heatmaps(self, images):
+        self.passes += 1
+        return self._torch.full((images.shape[0], 2, 8, 8), float(self.passes))
+
+
+def test_paired_passes_run_every_batch_again_apart_and_return_the_first(bench):
+    import torch
+
+    inner = CountingEngine()
+    timed = bench.TimedEngine(inner, paired=True)
+    xy, peaks = timed(torch.zeros(3, 1, 8, 8))
+    assert inner.passes == 2  # the batch, then its paired pass
+    assert peaks.shape == (3, 2) and (peaks == 1.0).all()  # the first pass's maps were decoded, not the second's
+    assert timed.alone_s > 0 and timed.forward_s > 0
+    plain = bench.TimedEngine(CountingEngine())
+    plain(torch.zeros(3, 1, 8, 8))
+    assert plain.engine.passes == 1 and plain.alone_s == 0.0
+
+
+def test_paired_ratio_leaves_the_paired_passes_out_of_the_loop(bench, tmp_path):
+    report = bench.bench_predict(
+        size=64, images=6, batch_size=2, engines=("torch",), amp="off", rss_counts=(), work_dir=tmp_path,
+        verbose=False, repeats=1, paired=True,
+    )  # fmt: skip
+    arm = report["engines"]["torch"]
+    assert report["setting"]["paired"] is True
+    assert arm["loop_with_paired_s"] == pytest.approx(arm["loop_s"] + arm["alone_s"])
+    assert arm["ratio_paired"] == pytest.approx(arm["alone_s"] / arm["loop_s"])
+    assert arm["images_per_s"] == pytest.approx(6 / arm["loop_s"])
+    assert arm["ratio_paired_median"] == arm["ratio_paired"]  # one round
+    assert 0 < arm["ratio_paired"] < 2
