@@ -43,7 +43,10 @@ class PredictOptions:
     """Settings of a predict job (the CLI flags).
 
     Attributes:
-        batch_size: images per forward pass.
+        batch_size: images per forward pass; a shorter batch (the last one, or one with unreadable files) is
+            filled up with blank images, so that every pass has this shape and an image's result depends on the
+            image alone, not on which images shared its batch: a resumed job writes the bytes an uninterrupted one
+            would have (oneDNN, for one, takes another convolution algorithm for a batch of one).
         workers: read ahead of the network (0 = read in the main process; otherwise at most this many DataLoader
             worker processes, as ``reader`` says).
         reader: who reads ahead: "thread", "process" or "auto" (:func:`.stream.stream_batches`).
@@ -274,7 +277,7 @@ def run_predict(
     with batches as batches, _Progress(console, options.progress and ctx.is_main, len(mine)) as advance:
         for batch in batches:
             if batch["images"] is not None:
-                xy_input, peaks = engine(batch["images"], batch["valid"])
+                xy_input, peaks = engine(*_full_batch(batch["images"], batch["valid"], options.batch_size))
             j = 0
             for record in batch["records"]:
                 if not record["ok"]:
@@ -317,6 +320,17 @@ def run_predict(
     )
     summary.failed_total, summary.results_total = int(summary.failed_total), int(summary.results_total)
     return summary
+
+
+def _full_batch(images, valid, size: int):
+    """``images`` [n, ...] and ``valid`` [n, 2] filled up to ``size`` rows with blank images (full size valid)."""
+    import torch
+
+    missing = size - images.shape[0]
+    if missing <= 0:
+        return images, valid
+    blank_valid = torch.tensor(images.shape[-2:], dtype=valid.dtype).expand(missing, 2)
+    return torch.cat([images, images.new_zeros((missing, *images.shape[1:]))]), torch.cat([valid, blank_valid])
 
 
 def _dicom_writer(out_dir: Path, landmarks: list[str], threshold: float, protocol, model_id: str):
