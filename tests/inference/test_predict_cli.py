@@ -255,3 +255,22 @@ def test_images_without_spacing_get_a_notice_and_mm_only_when_asked(real, tmp_pa
     assert main(["predict", str(plain_run), str(jpgs), *out, "--spacing", "run"]) == 2
     assert "without spacing_mm" in capsys.readouterr().err
     assert main(["predict", str(plain_run), str(jpgs), *out, "--spacing", "abc"]) == 2
+
+
+def test_every_forward_pass_has_the_batch_size_whatever_the_batch_held(real, monkeypatch):
+    from landmark_afl.inference.engines import TorchEngine
+
+    root, run, good, broken = real
+    shapes, original = [], TorchEngine.__call__
+
+    def record(self, images, valid=None):
+        shapes.append((tuple(images.shape), tuple(valid.shape)))
+        return original(self, images, valid)
+
+    monkeypatch.setattr(TorchEngine, "__call__", record)
+    out = root / "out_shapes"
+    argv = ["predict", str(run), str(root / "in"), "--out", str(out), "--workers", "0", "--batch-size", "4"]
+    assert main([*argv, "--no-progress"]) == 3
+    assert len(_csv(out / "results.csv")) == len(good)  # short batches (unreadable files, the last one) filled up
+    assert shapes and {s[0][0] for s in shapes} == {4} and {s[1] for s in shapes} == {(4, 2)}
+    assert len(shapes) < (len(good) + len(broken)) / 4 + 1
