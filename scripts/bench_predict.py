@@ -107,16 +107,35 @@ def with_jpeg_scaling(run, on: bool):
 
 
 def end_to_end(run, engine, paths, out: Path, batch: int, workers: int, reader: str = "auto") -> dict:
+    from landmark_afl.inference import stream
     from landmark_afl.inference.predictor import PredictOptions, run_predict
     from landmark_afl.protocols import load_protocol
 
     protocol = load_protocol(run.protocol)
     options = PredictOptions(batch_size=batch, workers=workers, reader=reader, progress=False)
-    t = time.perf_counter()
-    summary = run_predict(paths, out, run, engine, protocol, options)
-    wall = time.perf_counter() - t
+    threads, init = [], stream._ReaderThread.__init__
+
+    def recording(self, *args, **kwargs):  # the reader thread's own accounting of the consumer's waits and reads
+        init(self, *args, **kwargs)
+        threads.append(self)
+
+    stream._ReaderThread.__init__ = recording
+    try:
+        t = time.perf_counter()
+        summary = run_predict(paths, out, run, engine, protocol, options)
+        wall = time.perf_counter() - t
+    finally:
+        stream._ReaderThread.__init__ = init
     assert summary.failed == 0 and summary.processed == len(paths), summary
-    return {"images": len(paths), "loop_s": summary.seconds, "wall_s": wall, "images_per_s": summary.images_per_second}
+    result = {"images": len(paths), "loop_s": summary.seconds, "wall_s": wall}
+    result["images_per_s"] = summary.images_per_second
+    if threads:  # None with reader processes from the start
+        result.update(
+            consumer_wait_s=sum(x.wait_seconds for x in threads),
+            consumer_reads=sum(x.consumer_reads for x in threads),
+            consumer_read_s=sum(x.consumer_read_seconds for x in threads),
+        )
+    return result
 
 
 def peak_rss(
@@ -337,7 +356,10 @@ def bench_predict(
                       f"{timed.forward_s:.1f} + decode {timed.decode_s:.2f} + reading wait, rows, fsync "
                       f"{other:.2f}; network in the loop at {in_loop:.3f} of its rate alone, {share:.3f} of the "
                       "loop" + (f"; paired: alone {len(paths) / timed.alone_s:.1f} img/s, ratio "
-                                f"{timed.alone_s / loop:.3f}" if paired else ""))  # fmt: skip
+                                f"{timed.alone_s / loop:.3f}" if paired else "")
+                      + (f"; the consumer waited {e2e['consumer_wait_s']:.2f} s for the reader thread and read "
+                         f"{e2e['consumer_reads']} images itself in {e2e['consumer_read_s']:.2f} s"
+                         if "consumer_wait_s" in e2e else ""))  # fmt: skip
     for (name, scaling, source, reader), runs in measured.items():
         label = arm_label(name, scaling, source, reader)
         ratios = [m["ratio"] for m in runs]

@@ -127,21 +127,24 @@ def test_free_memory_is_released_before_the_readers_fork(tmp_path, monkeypatch, 
 
 
 class _SlowSet(InferenceSet):
-    """Reads that take ``delay`` seconds each, noting the CPU priority of the thread that made each one."""
+    """Reads that take ``delay`` seconds each (in the thread named ``slow_in`` only, if given), noting (index, thread
+    name, CPU priority) of each one."""
 
-    def __init__(self, *args, delay: float = 0.0, **kwargs) -> None:
+    def __init__(self, *args, delay: float = 0.0, slow_in: str | None = None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.delay = delay
-        self.priorities: list[int] = []
+        self.delay, self.slow_in = delay, slow_in
+        self.reads: list[tuple[int, str, int | None]] = []
 
     def __getitem__(self, index: int) -> dict:
         import os
         import threading
         import time
 
-        time.sleep(self.delay)
-        if sys.platform.startswith("linux"):
-            self.priorities.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+        if self.slow_in in (None, threading.current_thread().name):
+            time.sleep(self.delay)
+        linux = sys.platform.startswith("linux")
+        priority = os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) if linux else None
+        self.reads.append((index, threading.current_thread().name, priority))
         return super().__getitem__(index)
 
 
@@ -172,8 +175,12 @@ def test_the_thread_reader_runs_at_the_lowest_priority_and_leaves_no_thread_or_o
     dataset = _SlowSet(_write_pngs(tmp_path, 6, 700), load_protocol("high"), (32, 32))
     batches = list(stream_batches(dataset, batch_size=2, workers=1, reader="thread"))
     assert [r["index"] for b in batches for r in b["records"]] == list(range(6))
-    if sys.platform.startswith("linux"):  # nice is per thread there: the first batch at this thread's, then 19
-        assert dataset.priorities == [mine] * 2 + [19] * 4
+    by_thread = [(i, name) for i, name, _ in sorted(dataset.reads)]
+    assert by_thread[:2] == [(0, "landmark-afl-reader"), (1, "landmark-afl-reader")]  # the first batch: the thread's
+    if sys.platform.startswith("linux"):  # nice is per thread there: the thread's first batch at this thread's, then 19
+        for index, name, priority in dataset.reads:
+            reader = name == "landmark-afl-reader"
+            assert priority == (19 if reader and index >= 2 else mine), (index, name, priority)
         assert os.getpriority(os.PRIO_PROCESS, 0) == mine
     assert not _reader_threads()
     assert cv2.getNumThreads() == threads_before
@@ -203,7 +210,7 @@ def _close_within(batches, seconds: float) -> bool:
     return not closer.is_alive()
 
 
-def test_closing_the_stream_early_stops_the_reader_thread_waiting_on_a_full_queue(tmp_path, monkeypatch):
+def test_closing_the_stream_early_stops_the_reader_thread_waiting_for_room(tmp_path, monkeypatch):
     import time
 
     made = _recording_threads(monkeypatch)
@@ -211,10 +218,28 @@ def test_closing_the_stream_early_stops_the_reader_thread_waiting_on_a_full_queu
     batches = stream_batches(dataset, batch_size=2, workers=1, reader="thread")
     next(batches)
     deadline = time.monotonic() + 60
-    while not made[0]._queue.full() and time.monotonic() < deadline:  # it reads ahead until it waits to queue
+    while not made[0].waiting_for_room() and time.monotonic() < deadline:  # it reads ahead until it may not
         time.sleep(0.05)
-    assert made[0]._queue.full() and _reader_threads()
+    assert made[0].waiting_for_room() and _reader_threads()
     assert _close_within(batches, 10)
+    assert not _reader_threads()
+
+
+def test_a_consumer_waiting_for_a_batch_reads_the_items_the_thread_has_not_started(tmp_path, monkeypatch):
+    made = _recording_threads(monkeypatch)
+    paths = _write_pngs(tmp_path, 12, 400)
+    dataset = _SlowSet(paths, load_protocol("high"), (32, 32), delay=0.05, slow_in="landmark-afl-reader")
+    got = list(stream_batches(dataset, batch_size=3, workers=1, reader="thread"))  # an instant consumer
+    expected = _expected_batches(paths, 3)
+    assert [[r["index"] for r in b["records"]] for b in got] == [[r["index"] for r in b["records"]] for b in expected]
+    for a, b in zip(got, expected, strict=True):
+        assert a["images"].equal(b["images"]) and a["valid"].equal(b["valid"])
+    assert sorted(i for i, _, _ in dataset.reads) == list(range(12))  # every item read once
+    by = {i: name for i, name, _ in dataset.reads}
+    assert [by[i] for i in range(3)] == ["landmark-afl-reader"] * 3  # the first batch by the thread alone
+    consumer = sum(name != "landmark-afl-reader" for name in by.values())
+    assert consumer == made[0].consumer_reads and 0 < consumer < 9  # the thread read some of the rest, it the others
+    assert len(made[0].read_seconds) == 4
     assert not _reader_threads()
 
 
