@@ -266,10 +266,10 @@ class _ReaderThread:
             with self._cond:
                 index = None
                 while index is None:
+                    if number in self._batches:  # the batches read before an error still come
+                        break
                     if self._error is not None:
                         raise self._error
-                    if number in self._batches:
-                        break
                     if number * self._batch_size >= self._end:
                         return
                     if number > 0 and self._claimed < min((number + 1) * self._batch_size, self._end):

@@ -245,8 +245,11 @@ def test_a_consumer_waiting_for_a_batch_reads_the_items_the_thread_has_not_start
 
 def test_an_exception_in_the_reader_thread_is_raised_in_the_consumer(tmp_path):
     dataset = _BrokenSet(_write_pngs(tmp_path, 6, 300), load_protocol("high"), (32, 32))
+    got = []
     with pytest.raises(RuntimeError, match="the reader itself failed"):
-        list(stream_batches(dataset, batch_size=2, workers=1, reader="thread"))
+        for batch in stream_batches(dataset, batch_size=2, workers=1, reader="thread"):
+            got.append([r["index"] for r in batch["records"]])
+    assert got == [[0, 1]]  # the batch read before the failing one still came
     assert not _reader_threads()
 
 
