@@ -127,8 +127,9 @@ def end_to_end(run, engine, paths, out: Path, batch: int, workers: int, reader: 
     finally:
         stream._ReaderThread.__init__ = init
     assert summary.failed == 0 and summary.processed == len(paths), summary
-    result = {"images": len(paths), "loop_s": summary.seconds, "wall_s": wall}
-    result["images_per_s"] = summary.images_per_second
+    result = {
+        "images": len(paths), "loop_s": summary.seconds, "wall_s": wall, "images_per_s": summary.images_per_second
+    }  # fmt: skip
     if threads:  # None with reader processes from the start
         result.update(
             consumer_wait_s=sum(x.wait_seconds for x in threads),

@@ -193,7 +193,7 @@ class _ReaderThread:
         self._end = len(dataset)  # where the reading stops (``hand_over`` moves it to the end of a batch)
         self._items: dict[int, dict] = {}  # index -> record, until its batch is collated
         self._batches: dict[int, dict] = {}  # batch number -> collated batch, until the consumer takes it
-        self._began: dict[int, float] = {}  # batch number -> when its first item was started
+        self._began: dict[int, float] = {}  # batch number -> when its first item was started, until collated
         self._seconds: dict[int, float] = {}  # batch number -> wall time from its first item started to collated
         self._taken = 0  # batches the consumer has taken
         self._error: BaseException | None = None
@@ -237,7 +237,7 @@ class _ReaderThread:
         if self._pin and batch["images"] is not None:
             batch["images"] = batch["images"].pin_memory()
         with self._cond:
-            self._seconds[number] = time.perf_counter() - self._began[number]
+            self._seconds[number] = time.perf_counter() - self._began.pop(number)
             self._batches[number] = batch
             self._cond.notify_all()
 
