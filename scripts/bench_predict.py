@@ -20,7 +20,9 @@ real files of a folder instead (e.g. the ISBI 2015 cephalograms, 1935 x 2400 JPE
 runs each engine twice, reading JPEG by DCT scaling (the default of new runs) and in full (runs trained before it).
 ``--cached-reads`` adds an arm per engine whose reads are served from memory (the loop without the reader's CPU
 work: what reading costs the network). ``--readers auto,process`` measures every arm, and the peak RSS, with each
-``predict --reader``. Prints a table and writes JSON.
+``predict --reader``. With the reader thread every round also says where the cores' time went
+(``cpu_per_image``): the process's CPU time per image over the loop, the reader thread's share of it, the network's
+alone (``--paired``), and the share of the cores left idle. Prints a table and writes JSON.
 """
 
 from __future__ import annotations
@@ -119,13 +121,22 @@ def end_to_end(run, engine, paths, out: Path, batch: int, workers: int, reader: 
         init(self, *args, **kwargs)
         threads.append(self)
 
-    stream._ReaderThread.__init__ = recording
+    span, streaming = {}, stream.stream_batches
+
+    def spanned(*args, **kwargs):  # the process's CPU and wall time from the first batch asked for to the stream's end
+        span["cpu"], span["wall"] = time.process_time(), time.perf_counter()
+        try:
+            yield from streaming(*args, **kwargs)
+        finally:
+            span["cpu"], span["wall"] = time.process_time() - span["cpu"], time.perf_counter() - span["wall"]
+
+    stream._ReaderThread.__init__, stream.stream_batches = recording, spanned
     try:
         t = time.perf_counter()
         summary = run_predict(paths, out, run, engine, protocol, options)
         wall = time.perf_counter() - t
     finally:
-        stream._ReaderThread.__init__ = init
+        stream._ReaderThread.__init__, stream.stream_batches = init, streaming
     assert summary.failed == 0 and summary.processed == len(paths), summary
     result = {
         "images": len(paths), "loop_s": summary.seconds, "wall_s": wall, "images_per_s": summary.images_per_second
@@ -135,7 +146,9 @@ def end_to_end(run, engine, paths, out: Path, batch: int, workers: int, reader: 
             consumer_wait_s=sum(x.wait_seconds for x in threads),
             consumer_reads=sum(x.consumer_reads for x in threads),
             consumer_read_s=sum(x.consumer_read_seconds for x in threads),
+            reader_cpu_s=sum(x.cpu_seconds for x in threads),
         )
+    result.update(stream_cpu_s=span["cpu"], stream_wall_s=span["wall"])
     return result
 
 
@@ -217,7 +230,7 @@ class TimedEngine:
     def __init__(self, engine, paired: bool = False) -> None:
         self.engine = engine
         self.paired = paired
-        self.alone_s = 0.0
+        self.alone_s = self.alone_cpu_s = 0.0  # the paired passes' wall time and the process's CPU time in them
         self.codec = engine.codec
         self.name = engine.name
         self.precision = engine.precision
@@ -238,9 +251,44 @@ class TimedEngine:
         self.forward_s += t1 - t0
         self.decode_s += t2 - t1
         if self.paired:
+            cpu = time.process_time()
             self.engine.heatmaps(images)
             self.alone_s += time.perf_counter() - t2
+            self.alone_cpu_s += time.process_time() - cpu
         return out
+
+
+def cpu_use(e2e: dict, timed: TimedEngine, images: int) -> dict:
+    """Where the cores' time went in the loop, the paired passes taken out: the CPU time per image of the whole
+    process, of the reader thread and of the rest (the network, decoding, rows, and the consumer's own reads), the
+    network's alone (``paired``), and the share of the cores left idle. Empty where reader processes read: their
+    CPU time is not this process's."""
+    if timed.reader_processes or "reader_cpu_s" not in e2e:
+        return {}
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    span = e2e["stream_wall_s"] - timed.alone_s
+    cpu = e2e["stream_cpu_s"] - timed.alone_cpu_s
+    use = {
+        "cores": cores, "loop_cpu_ms": 1e3 * cpu / images, "idle_share": 1 - cpu / (cores * span),
+        "reader_cpu_ms": 1e3 * e2e["reader_cpu_s"] / images, "rest_cpu_ms": 1e3 * (cpu - e2e["reader_cpu_s"]) / images,
+    }  # fmt: skip
+    if timed.paired:
+        use.update(network_alone_cpu_ms=1e3 * timed.alone_cpu_s / images,
+                   network_alone_idle_share=1 - timed.alone_cpu_s / (cores * timed.alone_s))  # fmt: skip
+    return {"cpu_per_image": use}
+
+
+def _cpu_text(use: dict | None) -> str:
+    if not use:
+        return ""
+    alone = ""
+    if "network_alone_cpu_ms" in use:
+        idle = use["network_alone_idle_share"]
+        alone = f", the network alone {use['network_alone_cpu_ms']:.1f} (cores idle {idle:.3f})"
+    return (
+        f"; CPU per image {use['loop_cpu_ms']:.1f} ms = reader thread {use['reader_cpu_ms']:.1f} + the rest "
+        f"{use['rest_cpu_ms']:.1f}{alone}; cores idle in the loop {use['idle_share']:.3f}"
+    )
 
 
 def arm_label(engine: str, jpeg_scaling: bool, reads: str, reader: str = "auto") -> str:
@@ -349,6 +397,7 @@ def bench_predict(
                 **({"loop_with_paired_s": e2e["loop_s"], "loop_s": loop, "alone_s": timed.alone_s,
                     "alone_images_per_s": len(paths) / timed.alone_s, "ratio_paired": timed.alone_s / loop}
                    if paired else {}),
+                **cpu_use(e2e, timed, len(paths)),
             })  # fmt: skip
             rate = e2e["images_per_s"]
             if verbose:
@@ -360,7 +409,8 @@ def bench_predict(
                                 f"{timed.alone_s / loop:.3f}" if paired else "")
                       + (f"; the consumer waited {e2e['consumer_wait_s']:.2f} s for the reader thread and read "
                          f"{e2e['consumer_reads']} images itself in {e2e['consumer_read_s']:.2f} s"
-                         if "consumer_wait_s" in e2e else ""))  # fmt: skip
+                         if "consumer_wait_s" in e2e else "")
+                      + _cpu_text(measured[(name, scaling, source, reader)][-1].get("cpu_per_image")))  # fmt: skip
     for (name, scaling, source, reader), runs in measured.items():
         label = arm_label(name, scaling, source, reader)
         ratios = [m["ratio"] for m in runs]

@@ -201,6 +201,7 @@ class _ReaderThread:
         self.consumer_reads = 0  # items the consumer read itself
         self.consumer_read_seconds = 0.0  # its time reading them
         self.wait_seconds = 0.0  # its time waiting for a batch the thread was reading (the first one included)
+        self.cpu_seconds = 0.0  # the CPU time of the thread itself, set when it ends (what reading took of the cores)
         self._thread = threading.Thread(target=self._run, name="landmark-afl-reader", daemon=True)
         self._thread.start()
 
@@ -259,6 +260,8 @@ class _ReaderThread:
             with self._cond:
                 self._error = err
                 self._cond.notify_all()
+        finally:
+            self.cpu_seconds = time.thread_time()  # this thread's own CPU time since it started
 
     def __iter__(self) -> Iterator[dict]:
         number = 0

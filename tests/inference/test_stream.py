@@ -243,6 +243,39 @@ def test_a_consumer_waiting_for_a_batch_reads_the_items_the_thread_has_not_start
     assert not _reader_threads()
 
 
+class _BusySet(InferenceSet):
+    """Reads that spin the CPU for ``busy`` seconds each."""
+
+    def __init__(self, *args, busy: float = 0.0, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.busy = busy
+
+    def __getitem__(self, index: int) -> dict:
+        import time
+
+        end = time.thread_time() + self.busy
+        while time.thread_time() < end:
+            pass
+        return super().__getitem__(index)
+
+
+def test_the_reader_thread_counts_its_own_cpu_time_not_its_waits(tmp_path, monkeypatch):
+    import time
+
+    made = _recording_threads(monkeypatch)
+    paths = _write_pngs(tmp_path, 12, 64)
+    sleepy = _SlowSet(paths, load_protocol("high"), (32, 32), delay=0.05, slow_in="landmark-afl-reader")
+    busy = _BusySet(paths, load_protocol("high"), (32, 32), busy=0.05)
+    for dataset in (sleepy, busy):
+        for _ in stream_batches(dataset, batch_size=3, workers=1, reader="thread"):
+            time.sleep(0.3)  # a consumer slower than the reads: the thread reads every batch
+        made[-1]._thread.join()
+    asleep, spinning = made
+    assert asleep.consumer_reads == spinning.consumer_reads == 0
+    assert asleep.cpu_seconds < 0.3  # 12 reads of 0.05 s asleep, each a few ms of work
+    assert 0.55 <= spinning.cpu_seconds < 1.2  # 12 reads of 0.05 s of CPU each
+
+
 def test_an_exception_in_the_reader_thread_is_raised_in_the_consumer(tmp_path):
     dataset = _BrokenSet(_write_pngs(tmp_path, 6, 300), load_protocol("high"), (32, 32))
     got = []

@@ -101,3 +101,15 @@ def test_paired_ratio_leaves_the_paired_passes_out_of_the_loop(bench, tmp_path):
     assert arm["images_per_s"] == pytest.approx(6 / arm["loop_s"])
     assert arm["ratio_paired_median"] == arm["ratio_paired"]  # one round
     assert 0 < arm["ratio_paired"] < 2
+
+
+def test_the_cpu_accounting_splits_the_loop_between_the_reader_thread_and_the_rest(bench, tmp_path):
+    report = bench.bench_predict(
+        size=64, images=6, batch_size=2, engines=("torch",), amp="off", rss_counts=(), work_dir=tmp_path,
+        verbose=False, repeats=1, paired=True, readers=("thread",),
+    )  # fmt: skip
+    use = report["engines"]["torch, thread reader"]["cpu_per_image"]
+    assert use["loop_cpu_ms"] == pytest.approx(use["reader_cpu_ms"] + use["rest_cpu_ms"])
+    assert use["reader_cpu_ms"] > 0 and use["network_alone_cpu_ms"] > 0  # both were measured, as CPU time
+    assert use["idle_share"] < 1 and use["network_alone_idle_share"] < 1
+    assert use["cores"] >= 1
