@@ -273,8 +273,15 @@ def cpu_use(e2e: dict, timed: TimedEngine, images: int) -> dict:
         "reader_cpu_ms": 1e3 * e2e["reader_cpu_s"] / images, "rest_cpu_ms": 1e3 * (cpu - e2e["reader_cpu_s"]) / images,
     }  # fmt: skip
     if timed.paired:
-        use.update(network_alone_cpu_ms=1e3 * timed.alone_cpu_s / images,
-                   network_alone_idle_share=1 - timed.alone_cpu_s / (cores * timed.alone_s))  # fmt: skip
+        alone_ms, alone_idle = 1e3 * timed.alone_cpu_s / images, 1 - timed.alone_cpu_s / (cores * timed.alone_s)
+        reader, rest = use["reader_cpu_ms"] / alone_ms, use["rest_cpu_ms"] / alone_ms - 1
+        idle = 1 - (1 - use["idle_share"]) / (1 - alone_idle)
+        # the paired ratio in three factors, from the CPU times alone: the reader's CPU and the change of the rest's
+        # against the network's alone, and the cores' busy time lost (the main thread's serial work leaves a core
+        # idle); their product is the paired ratio but for the few ms between the loop's clock and the stream's
+        use.update(network_alone_cpu_ms=alone_ms, network_alone_idle_share=alone_idle,
+                   gap={"reader_cpu": reader, "rest_cpu": rest, "idle": idle},
+                   ratio_from_cpu=(1 - idle) / (1 + reader + rest))  # fmt: skip
     return {"cpu_per_image": use}
 
 
@@ -284,7 +291,10 @@ def _cpu_text(use: dict | None) -> str:
     alone = ""
     if "network_alone_cpu_ms" in use:
         idle = use["network_alone_idle_share"]
-        alone = f", the network alone {use['network_alone_cpu_ms']:.1f} (cores idle {idle:.3f})"
+        gap = use["gap"]
+        alone = (f", the network alone {use['network_alone_cpu_ms']:.1f} (cores idle {idle:.3f}); against it the "
+                 f"reader +{gap['reader_cpu']:.3f}, the rest {gap['rest_cpu']:+.3f}, cores idle {gap['idle']:+.3f}: "
+                 f"ratio {use['ratio_from_cpu']:.3f}")  # fmt: skip
     return (
         f"; CPU per image {use['loop_cpu_ms']:.1f} ms = reader thread {use['reader_cpu_ms']:.1f} + the rest "
         f"{use['rest_cpu_ms']:.1f}{alone}; cores idle in the loop {use['idle_share']:.3f}"

@@ -113,3 +113,5 @@ def test_the_cpu_accounting_splits_the_loop_between_the_reader_thread_and_the_re
     assert use["reader_cpu_ms"] > 0 and use["network_alone_cpu_ms"] > 0  # both were measured, as CPU time
     assert use["idle_share"] < 1 and use["network_alone_idle_share"] < 1
     assert use["cores"] >= 1
+    arm = report["engines"]["torch, thread reader"]
+    assert use["ratio_from_cpu"] == pytest.approx(arm["ratio_paired"], rel=0.05)  # the same loop, from its CPU time
