@@ -365,6 +365,7 @@ def bench_predict(
             "protocol": run.protocol, "cpu_count": os.cpu_count(), "machine": platform.machine(),
             "torch": torch.__version__, "cuda": torch.cuda.is_available(), "amp": amp, "rounds": rounds,
             "cached_reads": cached_reads, "readers": list(readers), "paired": paired, "malloc": malloc,
+            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
         },
         "engines": {},
     }  # fmt: skip
