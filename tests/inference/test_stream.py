@@ -271,9 +271,10 @@ def test_the_reader_thread_counts_its_own_cpu_time_not_its_waits(tmp_path, monke
             time.sleep(0.3)  # a consumer slower than the reads: the thread reads every batch
         made[-1]._thread.join()
     asleep, spinning = made
-    assert asleep.consumer_reads == spinning.consumer_reads == 0
     assert asleep.cpu_seconds < 0.3  # 12 reads of 0.05 s asleep, each a few ms of work
-    assert 0.55 <= spinning.cpu_seconds < 1.2  # 12 reads of 0.05 s of CPU each
+    by_thread = 12 - spinning.consumer_reads  # 12 unless a busy machine held the thread back
+    assert 0.045 * by_thread <= spinning.cpu_seconds < 0.1 * by_thread + 0.3  # 0.05 s of CPU per read of the thread
+    assert by_thread >= 3  # the first batch is the thread's alone
 
 
 def test_an_exception_in_the_reader_thread_is_raised_in_the_consumer(tmp_path):
