@@ -399,6 +399,7 @@ def bench_predict(
             # ratio = in_loop x share: how fast the network ran inside the loop against alone (what the readers and
             # the machine took from it), and the loop's time spent in it (the rest is predict's own work)
             in_loop, share = len(paths) / timed.forward_s / fwd, timed.forward_s / loop
+            use = cpu_use(e2e, timed, len(paths))
             measured[(name, scaling, source, reader)].append({
                 "forward_images_per_s": fwd, "forward_before": before, "forward_after": after, **e2e,
                 "ratio": e2e["images_per_s"] / fwd, "loop_forward_s": timed.forward_s,
@@ -408,7 +409,7 @@ def bench_predict(
                 **({"loop_with_paired_s": e2e["loop_s"], "loop_s": loop, "alone_s": timed.alone_s,
                     "alone_images_per_s": len(paths) / timed.alone_s, "ratio_paired": timed.alone_s / loop}
                    if paired else {}),
-                **cpu_use(e2e, timed, len(paths)),
+                **use,
             })  # fmt: skip
             rate = e2e["images_per_s"]
             if verbose:
@@ -421,7 +422,7 @@ def bench_predict(
                       + (f"; the consumer waited {e2e['consumer_wait_s']:.2f} s for the reader thread and read "
                          f"{e2e['consumer_reads']} images itself in {e2e['consumer_read_s']:.2f} s"
                          if "consumer_wait_s" in e2e else "")
-                      + _cpu_text(measured[(name, scaling, source, reader)][-1].get("cpu_per_image")))  # fmt: skip
+                      + _cpu_text(use.get("cpu_per_image")))  # fmt: skip
     for (name, scaling, source, reader), runs in measured.items():
         label = arm_label(name, scaling, source, reader)
         ratios = [m["ratio"] for m in runs]
