@@ -108,13 +108,17 @@ def with_jpeg_scaling(run, on: bool):
     return other
 
 
-def end_to_end(run, engine, paths, out: Path, batch: int, workers: int, reader: str = "auto") -> dict:
+def end_to_end(
+    run, engine, paths, out: Path, batch: int, workers: int, reader: str = "auto", write_behind: bool = True
+) -> dict:
     from landmark_afl.inference import stream
     from landmark_afl.inference.predictor import PredictOptions, run_predict
     from landmark_afl.protocols import load_protocol
 
     protocol = load_protocol(run.protocol)
-    options = PredictOptions(batch_size=batch, workers=workers, reader=reader, progress=False)
+    options = PredictOptions(
+        batch_size=batch, workers=workers, reader=reader, progress=False, write_behind=write_behind
+    )
     threads, init = [], stream._ReaderThread.__init__
 
     def recording(self, *args, **kwargs):  # the reader thread's own accounting of the consumer's waits and reads
@@ -301,13 +305,15 @@ def _cpu_text(use: dict | None) -> str:
     )
 
 
-def arm_label(engine: str, jpeg_scaling: bool, reads: str, reader: str = "auto") -> str:
-    """ "torch", "torch, JPEG in full", "onnx, reads from memory", "torch, process reader", ..."""
+def arm_label(engine: str, jpeg_scaling: bool, reads: str, reader: str = "auto", write_behind: bool = True) -> str:
+    """ "torch", "torch, JPEG in full", "onnx, reads from memory", "torch, process reader", "torch, rows between
+    passes" (``predict`` without its write-behind thread), ..."""
     return (
         engine
         + ("" if jpeg_scaling else ", JPEG in full")
         + (", reads from memory" if reads == "memory" else "")
         + ("" if reader == "auto" else f", {reader} reader")
+        + ("" if write_behind else ", rows between passes")
     )
 
 
@@ -330,6 +336,7 @@ def bench_predict(
     cached_reads: bool = False,
     readers: tuple[str, ...] = ("auto",),
     paired: bool = False,
+    write_behind: tuple[bool, ...] = (True,),
 ) -> dict:
     """Forward rate, end-to-end predict rate, their ratio and where the rest goes, per engine; peak RSS.
 
@@ -340,7 +347,9 @@ def bench_predict(
     bound ``predict``'s own machinery sets, and the gap to the arm reading the files is what reading costs.
     ``readers`` measures every arm with each of these readers (``predict --reader``). ``paired`` adds the ratio
     against every batch run again alone inside the loop (:class:`TimedEngine`; ``ratio_paired``, with its median,
-    min and max over the rounds): the figure a noisy machine cannot move as much.
+    min and max over the rounds): the figure a noisy machine cannot move as much. ``write_behind`` (True, False
+    or both) measures every arm with ``predict`` writing its rows and fsyncs on its write-behind thread and / or
+    between the forward passes (``PredictOptions.write_behind``).
     """
     if rounds < 1:
         raise ValueError(f"rounds must be 1 or more, got {rounds}")
@@ -365,7 +374,7 @@ def bench_predict(
             "protocol": run.protocol, "cpu_count": os.cpu_count(), "machine": platform.machine(),
             "torch": torch.__version__, "cuda": torch.cuda.is_available(), "amp": amp, "rounds": rounds,
             "cached_reads": cached_reads, "readers": list(readers), "paired": paired, "malloc": malloc,
-            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
+            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "write_behind": list(write_behind),
         },
         "engines": {},
     }  # fmt: skip
@@ -376,12 +385,15 @@ def bench_predict(
         else:
             built[name] = OnnxEngine(export_onnx(run, work / "model.onnx"), threads=threads)
     reads = ("files", "memory") if cached_reads else ("files",)
-    arms = [(n, s, src, rd) for n in engines for s in jpeg_scaling for src in reads for rd in readers]
+    arms = [
+        (n, s, src, rd, wb)
+        for n in engines for s in jpeg_scaling for src in reads for rd in readers for wb in write_behind
+    ]  # fmt: skip
     measured = {arm: [] for arm in arms}
     for r in range(rounds):  # the arms interleaved round by round: the machine's drift reaches all of them alike
-        for name, scaling, source, reader in arms if r % 2 == 0 else arms[::-1]:  # every other round reversed
+        for name, scaling, source, reader, behind in arms if r % 2 == 0 else arms[::-1]:  # every other reversed
             engine = built[name]
-            label = arm_label(name, scaling, source, reader)
+            label = arm_label(name, scaling, source, reader, behind)
             arm_run = with_jpeg_scaling(run, scaling)
             serving = contextlib.nullcontext()
             if source == "memory":
@@ -390,7 +402,7 @@ def bench_predict(
                 before = forward_rate(engine, batch_size, size, repeats)
                 timed = TimedEngine(engine, paired)
                 out = work / f"out_{name}_{time.time_ns()}"
-                e2e = end_to_end(arm_run, timed, paths, out, batch_size, workers, reader)
+                e2e = end_to_end(arm_run, timed, paths, out, batch_size, workers, reader, behind)
                 after = forward_rate(engine, batch_size, size, repeats)
             fwd = 0.5 * (before + after)  # the machine's drift hits both sides of the predict loop alike
             loop = e2e["loop_s"] - timed.alone_s  # the loop without the paired passes (0 s unless paired)
@@ -400,7 +412,7 @@ def bench_predict(
             # the machine took from it), and the loop's time spent in it (the rest is predict's own work)
             in_loop, share = len(paths) / timed.forward_s / fwd, timed.forward_s / loop
             use = cpu_use(e2e, timed, len(paths))
-            measured[(name, scaling, source, reader)].append({
+            measured[(name, scaling, source, reader, behind)].append({
                 "forward_images_per_s": fwd, "forward_before": before, "forward_after": after, **e2e,
                 "ratio": e2e["images_per_s"] / fwd, "loop_forward_s": timed.forward_s,
                 "loop_decode_s": timed.decode_s, "loop_other_s": other,
@@ -415,7 +427,8 @@ def bench_predict(
             if verbose:
                 print(f"round {r + 1}/{rounds}  {label:5s} ({engine.precision})  forward {fwd:7.1f} img/s   "
                       f"end-to-end {rate:7.1f} img/s   ratio {rate / fwd:.3f}   loop {loop:.1f} s = forward "
-                      f"{timed.forward_s:.1f} + decode {timed.decode_s:.2f} + reading wait, rows, fsync "
+                      f"{timed.forward_s:.1f} + decode {timed.decode_s:.2f} + reading wait, hand-over"
+                      f"{'' if behind else ', rows, fsync'} "
                       f"{other:.2f}; network in the loop at {in_loop:.3f} of its rate alone, {share:.3f} of the "
                       "loop" + (f"; paired: alone {len(paths) / timed.alone_s:.1f} img/s, ratio "
                                 f"{timed.alone_s / loop:.3f}" if paired else "")
@@ -423,12 +436,13 @@ def bench_predict(
                          f"{e2e['consumer_reads']} images itself in {e2e['consumer_read_s']:.2f} s"
                          if "consumer_wait_s" in e2e else "")
                       + _cpu_text(use.get("cpu_per_image")))  # fmt: skip
-    for (name, scaling, source, reader), runs in measured.items():
-        label = arm_label(name, scaling, source, reader)
+    for (name, scaling, source, reader, behind), runs in measured.items():
+        label = arm_label(name, scaling, source, reader, behind)
         ratios = [m["ratio"] for m in runs]
         middle = sorted(runs, key=lambda m: m["ratio"])[(len(runs) - 1) // 2]  # the median round (lower middle)
         report["engines"][label] = {
-            "precision": built[name].precision, "jpeg_scaling": scaling, "reads": source, "reader": reader, **middle,
+            "precision": built[name].precision, "jpeg_scaling": scaling, "reads": source, "reader": reader,
+            "write_behind": behind, **middle,
             "ratio_median": statistics.median(ratios), "ratio_min": min(ratios), "ratio_max": max(ratios),
             "rounds": runs,
         }  # fmt: skip
@@ -494,6 +508,12 @@ def main() -> None:
         action="store_true",
         help="also run every batch again alone inside the loop: the ratio against the forward rate of those passes",
     )
+    p.add_argument(
+        "--write-behind",
+        default="on",
+        choices=("on", "off", "both"),
+        help="predict writes rows and fsyncs on its write-behind thread (on), between the passes (off), or both",
+    )
     p.add_argument("--out", default="bench_predict.json")
     args = p.parse_args()
     if args.threads:
@@ -504,6 +524,7 @@ def main() -> None:
         tuple(int(c) for c in args.rss_counts.split(",") if c), args.work_dir, True, args.inputs,
         {"on": (True,), "off": (False,), "both": (True, False)}[args.jpeg_scaling], args.rounds,
         args.cached_reads, tuple(r for r in args.readers.split(",") if r), args.paired,
+        {"on": (True,), "off": (False,), "both": (True, False)}[args.write_behind],
     )  # fmt: skip
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {args.out}")

@@ -22,6 +22,7 @@ from landmark_afl.data.letterbox import to_image_coords
 from landmark_afl.engine.checkpoint import checkpoint_digest
 from landmark_afl.inference.distributed import DistContext
 from landmark_afl.inference.phi import header_columns, scrub
+from landmark_afl.inference.write_behind import WriteBehind
 from landmark_afl.inference.writer import (
     ERRORS_CSV,
     OutputWriter,
@@ -60,6 +61,9 @@ class PredictOptions:
             for ``--spacing run``: the run's data set spacing).
         dicom: also write OUT/dicom/<name>.gsps.dcm and .sr.dcm per DICOM input (:mod:`.dicom_outputs`).
         progress: show a progress bar (rank 0 only).
+        write_behind: write each batch's rows, fsync, DICOM outputs and overlays on a thread of their own while
+            the network runs the next batch (:mod:`.write_behind`); False writes them in the loop's thread between
+            the forward passes (the same bytes; for benchmarks).
     """
 
     batch_size: int = 8
@@ -73,6 +77,7 @@ class PredictOptions:
     spacing_label: str = "--spacing"
     dicom: bool = False
     progress: bool = True
+    write_behind: bool = True
 
     def __post_init__(self) -> None:
         from landmark_afl.inference.stream import check_reader
@@ -275,11 +280,11 @@ def run_predict(
     writer = OutputWriter(ctx.part_dir(out_dir), header)
     start = time.perf_counter()
     with batches as batches, _Progress(console, options.progress and ctx.is_main, len(mine)) as advance:
-        for batch in batches:
-            if batch["images"] is not None:
-                xy_input, peaks = engine(*_full_batch(batch["images"], batch["valid"], options.batch_size))
+
+        def write_batch(records: list[dict], xy_input, peaks) -> None:
+            """One batch's rows (and DICOM outputs, overlays), then its fsync (on the write-behind thread)."""
             j = 0
-            for record in batch["records"]:
+            for record in records:
                 if not record["ok"]:
                     writer.write_error(output_path(record["path"]), record["error_type"], record["error_message"])
                     summary.failed += 1
@@ -302,8 +307,16 @@ def run_predict(
                              run_name, console)  # fmt: skip
                 j += 1
             writer.sync()
-            summary.processed += len(batch["records"])
-            advance(len(batch["records"]))
+            summary.processed += len(records)
+            advance(len(records))
+
+        with WriteBehind(write_batch) if options.write_behind else contextlib.nullcontext() as behind:
+            submit = behind.submit if options.write_behind else write_batch
+            for batch in batches:
+                xy_input = peaks = None
+                if batch["images"] is not None:
+                    xy_input, peaks = engine(*_full_batch(batch["images"], batch["valid"], options.batch_size))
+                submit(batch["records"], xy_input, peaks)
     summary.seconds = time.perf_counter() - start
     writer.close()
     ctx.barrier()
