@@ -62,8 +62,8 @@ class PredictOptions:
         dicom: also write OUT/dicom/<name>.gsps.dcm and .sr.dcm per DICOM input (:mod:`.dicom_outputs`).
         progress: show a progress bar (rank 0 only).
         write_behind: write each batch's rows, fsync, DICOM outputs and overlays on a thread of their own while
-            the network runs the next batch (:mod:`.write_behind`); False writes them in the loop's thread between
-            the forward passes (the same bytes; for benchmarks).
+            the network runs the next batch (:mod:`.write_behind`; the first batch is written in the loop's thread);
+            False writes them all in the loop's thread between the forward passes (the same bytes; for benchmarks).
     """
 
     batch_size: int = 8
@@ -311,12 +311,17 @@ def run_predict(
             advance(len(records))
 
         with WriteBehind(write_batch) if options.write_behind else contextlib.nullcontext() as behind:
-            submit = behind.submit if options.write_behind else write_batch
-            for batch in batches:
+            for i, batch in enumerate(batches):
                 xy_input = peaks = None
                 if batch["images"] is not None:
                     xy_input, peaks = engine(*_full_batch(batch["images"], batch["valid"], options.batch_size))
-                submit(batch["records"], xy_input, peaks)
+                # the first batch is written here: after it the reader may hand over to processes (``auto``), and
+                # the fork must not copy a thread that is writing (holding a lock of cv2, pydicom or the console);
+                # its time over that batch is also what ``auto`` weighs against the reading
+                if behind is None or i == 0:
+                    write_batch(batch["records"], xy_input, peaks)
+                else:
+                    behind.submit(batch["records"], xy_input, peaks)
     summary.seconds = time.perf_counter() - start
     writer.close()
     ctx.barrier()

@@ -1,9 +1,10 @@
 """Write-behind: the rows, fsyncs, DICOM outputs and overlays of a batch are written while the network runs the next.
 
 ``predict`` hands each batch's results to :class:`WriteBehind`, which writes them on one thread of its own, in the
-order they were handed over, at most ``depth`` batches behind. The network then never waits for the Python that
-formats rows or for an ``fsync``: on 2 CPU cores these are 1-2 % of the loop, but for a fast network (a GPU, or a
-small input) they are a large share of it, and on a network file system an ``fsync`` alone can take longer than a
+order they were handed over, at most ``depth`` batches behind. The network then does not wait for an ``fsync``,
+and the Python that formats rows runs beside it instead of between its passes (it still takes the GIL and CPU time
+the loop's thread may want meanwhile): on 2 CPU cores this is 1-2 % of the loop, but for a fast network (a GPU, or
+a small input) it is a large share of it, and on a network file system an ``fsync`` alone can take longer than a
 forward pass. Nothing is lost to it: a batch is written whole, in order, before the next one; ``close`` writes what
 was handed over before it returns, also on the way out of a failing loop; and a failure of the writing thread (a
 full disk) is raised in the loop's thread at the next hand-over or at ``close``, after which nothing more is

@@ -115,28 +115,59 @@ def test_predict_writes_the_same_bytes_behind_the_network_as_between_its_passes(
         assert (root / "behind" / name).read_bytes() == (root / "inline" / name).read_bytes()
 
 
-def test_a_batchs_fsync_overlaps_the_next_forward_pass(png_job, monkeypatch):
-    import landmark_afl.inference.writer as writer
+def test_a_batchs_fsync_overlaps_the_next_forward_pass_but_the_first_batch_is_written_in_the_loop(png_job, monkeypatch):
     from landmark_afl.inference.engines import TorchEngine
+    from landmark_afl.inference.writer import OutputWriter
 
-    second_pass, log, waited, lock = threading.Event(), [], [], threading.Lock()
-    fsync, call = writer.os.fsync, TorchEngine.__call__
+    third_pass, log, waited, lock = threading.Event(), [], [], threading.Lock()
+    sync, call = OutputWriter.sync, TorchEngine.__call__
 
-    def slow_fsync(fd):  # the first batch's fsync lasts until the network has started on the next batch
+    def slow_sync(self):  # the second batch's fsync lasts until the network has started on the third batch
         with lock:
-            log.append("fsync")
-        waited.append(second_pass.wait(10))  # True: the next pass started while this fsync was in progress
-        fsync(fd)
+            log.append(("sync", threading.current_thread().name))
+        if len(log) == 4:
+            waited.append(third_pass.wait(10))  # True: the next pass started while this fsync was in progress
+        sync(self)
 
     def forward(self, images, valid=None):
         with lock:
-            log.append("forward")
-        if log.count("forward") == 2:
-            second_pass.set()
+            log.append(("forward", threading.current_thread().name))
+        if sum(e == "forward" for e, _ in log) == 3:
+            third_pass.set()
         return call(self, images, valid)
 
-    monkeypatch.setattr(writer.os, "fsync", slow_fsync)
+    monkeypatch.setattr(OutputWriter, "sync", slow_sync)
     monkeypatch.setattr(TorchEngine, "__call__", forward)
     summary, _ = _predict(png_job, "overlap")
     assert summary.results_total == 10
-    assert log[:3] == ["forward", "fsync", "forward"] and waited[0] is True  # batch 1's fsync was waiting at pass 2
+    events = [e for e, _ in log]
+    # batch 1 is written before pass 2 in the loop's own thread (the reader may fork after it); batch 2's fsync,
+    # on the write-behind thread, was still waiting when pass 3 began
+    assert events[:5] == ["forward", "sync", "forward", "sync", "forward"] and waited == [True]
+    assert log[1][1] == log[0][1] and log[3][1] == "landmark-afl-write-behind"
+
+
+def test_a_full_disk_behind_the_network_stops_the_job_and_a_resume_writes_what_an_uninterrupted_job_does(
+    png_job, monkeypatch
+):
+    import landmark_afl.inference.writer as writer
+
+    root = png_job[0]
+    _predict(png_job, "uninterrupted")
+    write, calls = writer.os.write, []
+
+    def filling(fd, data):  # the disk fills up in the middle of the second batch, on the write-behind thread
+        calls.append(threading.current_thread().name)
+        if len(calls) > 9:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return write(fd, data)
+
+    monkeypatch.setattr(writer.os, "write", filling)
+    with pytest.raises(OSError, match="No space left"):
+        _predict(png_job, "full")
+    assert calls[-1] == "landmark-afl-write-behind"
+    monkeypatch.undo()
+    resumed, _ = _predict(png_job, "full")
+    assert 0 < resumed.skipped < 11 and resumed.results_total == 10
+    for name in ("results.csv", "results.jsonl", "errors.csv"):
+        assert (root / "full" / name).read_bytes() == (root / "uninterrupted" / name).read_bytes()
