@@ -282,7 +282,8 @@ def run_predict(
     with batches as batches, _Progress(console, options.progress and ctx.is_main, len(mine)) as advance:
 
         def write_batch(records: list[dict], xy_input, peaks) -> None:
-            """One batch's rows (and DICOM outputs, overlays), then its fsync (on the write-behind thread)."""
+            """One batch's rows (and DICOM outputs, overlays), then its fsync (on the write-behind thread but for
+            the first batch)."""
             j = 0
             for record in records:
                 if not record["ok"]:

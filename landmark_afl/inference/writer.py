@@ -4,7 +4,7 @@
   rows, or at worst one truncated last line (no newline), which :func:`repair_tail` cuts off on the next start.
   The files are ``fsync``-ed after every batch (:meth:`OutputWriter.sync`), so a power loss loses at most one batch.
   ``predict`` does the writing and the fsyncs on its write-behind thread (:mod:`.write_behind`), one batch at a time,
-  in order, while the network runs the next batch.
+  in order, while the network runs the next batch (the first batch in the loop's own thread).
 * results.jsonl is written before results.csv for each image, so results.csv is the commit log: an image counts
   as done once its results.csv row (or its errors.csv row) exists, and a jsonl line without its csv row (a kill
   between the two writes) is dropped on the next start.
