@@ -471,6 +471,9 @@ def bench_predict(
     return report
 
 
+ON_OFF_BOTH = {"on": (True,), "off": (False,), "both": (True, False)}  # an on / off / both flag's arms
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--size", type=int, default=256, help="input size (px) of the throughput model and images")
@@ -491,7 +494,7 @@ def main() -> None:
     p.add_argument("--rss-counts", default="100,2000", help="image counts for the peak-RSS runs ('' = skip)")
     p.add_argument("--work-dir", help="where the generated inputs live (default: a temporary folder)")
     p.add_argument("--inputs", help="a folder of real images to predict over (default: generated PNGs)")
-    p.add_argument("--jpeg-scaling", default="on", choices=("on", "off", "both"),
+    p.add_argument("--jpeg-scaling", default="on", choices=tuple(ON_OFF_BOTH),
                    help="read JPEG inputs by DCT scaling (on), in full (off), or each engine both ways")  # fmt: skip
     p.add_argument(
         "--cached-reads",
@@ -511,7 +514,7 @@ def main() -> None:
     p.add_argument(
         "--write-behind",
         default="on",
-        choices=("on", "off", "both"),
+        choices=tuple(ON_OFF_BOTH),
         help="predict writes rows and fsyncs on its write-behind thread (on), between the passes (off), or both",
     )
     p.add_argument("--out", default="bench_predict.json")
@@ -522,9 +525,9 @@ def main() -> None:
         args.size, args.encoder, args.images, args.batch_size, args.workers, args.threads, args.repeats,
         tuple(e for e in args.engines.split(",") if e), args.amp,
         tuple(int(c) for c in args.rss_counts.split(",") if c), args.work_dir, True, args.inputs,
-        {"on": (True,), "off": (False,), "both": (True, False)}[args.jpeg_scaling], args.rounds,
+        ON_OFF_BOTH[args.jpeg_scaling], args.rounds,
         args.cached_reads, tuple(r for r in args.readers.split(",") if r), args.paired,
-        {"on": (True,), "off": (False,), "both": (True, False)}[args.write_behind],
+        ON_OFF_BOTH[args.write_behind],
     )  # fmt: skip
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {args.out}")

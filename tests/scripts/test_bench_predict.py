@@ -115,3 +115,15 @@ def test_the_cpu_accounting_splits_the_loop_between_the_reader_thread_and_the_re
     assert use["cores"] >= 1
     arm = report["engines"]["torch, thread reader"]
     assert use["ratio_from_cpu"] == pytest.approx(arm["ratio_paired"], rel=0.05)  # the same loop, from its CPU time
+
+
+def test_write_behind_both_measures_an_arm_with_the_rows_written_behind_and_one_between_passes(bench, tmp_path):
+    report = bench.bench_predict(
+        size=64, images=4, batch_size=2, engines=("torch",), amp="off", rss_counts=(), work_dir=tmp_path,
+        verbose=False, repeats=1, write_behind=(True, False),
+    )  # fmt: skip
+    assert report["setting"]["write_behind"] == [True, False]
+    arms = report["engines"]
+    assert set(arms) == {"torch", "torch, rows between passes"}
+    assert arms["torch"]["write_behind"] is True and arms["torch, rows between passes"]["write_behind"] is False
+    assert all(arm["images"] == 4 and arm["images_per_s"] > 0 for arm in arms.values())
